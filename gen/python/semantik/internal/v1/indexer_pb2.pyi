@@ -1,0 +1,75 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class CreateVectorCollectionRequest(_message.Message):
+    __slots__ = ("collection_id", "dimensions")
+    COLLECTION_ID_FIELD_NUMBER: _ClassVar[int]
+    DIMENSIONS_FIELD_NUMBER: _ClassVar[int]
+    collection_id: str
+    dimensions: int
+    def __init__(self, collection_id: _Optional[str] = ..., dimensions: _Optional[int] = ...) -> None: ...
+
+class CreateVectorCollectionResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class DeleteVectorCollectionRequest(_message.Message):
+    __slots__ = ("collection_id",)
+    COLLECTION_ID_FIELD_NUMBER: _ClassVar[int]
+    collection_id: str
+    def __init__(self, collection_id: _Optional[str] = ...) -> None: ...
+
+class DeleteVectorCollectionResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class StartImportRequest(_message.Message):
+    __slots__ = ("operation_id", "collection_id", "source_path", "chunk_tokens", "overlap_tokens", "validate_only")
+    OPERATION_ID_FIELD_NUMBER: _ClassVar[int]
+    COLLECTION_ID_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_PATH_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    OVERLAP_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    VALIDATE_ONLY_FIELD_NUMBER: _ClassVar[int]
+    operation_id: str
+    collection_id: str
+    source_path: str
+    chunk_tokens: int
+    overlap_tokens: int
+    validate_only: bool
+    def __init__(self, operation_id: _Optional[str] = ..., collection_id: _Optional[str] = ..., source_path: _Optional[str] = ..., chunk_tokens: _Optional[int] = ..., overlap_tokens: _Optional[int] = ..., validate_only: _Optional[bool] = ...) -> None: ...
+
+class StartImportResponse(_message.Message):
+    __slots__ = ("job_id",)
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    def __init__(self, job_id: _Optional[str] = ...) -> None: ...
+
+class QueryVectorsRequest(_message.Message):
+    __slots__ = ("collection_id", "vector", "limit")
+    COLLECTION_ID_FIELD_NUMBER: _ClassVar[int]
+    VECTOR_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    collection_id: str
+    vector: _containers.RepeatedScalarFieldContainer[float]
+    limit: int
+    def __init__(self, collection_id: _Optional[str] = ..., vector: _Optional[_Iterable[float]] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class VectorHit(_message.Message):
+    __slots__ = ("chunk_id", "score")
+    CHUNK_ID_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    chunk_id: str
+    score: float
+    def __init__(self, chunk_id: _Optional[str] = ..., score: _Optional[float] = ...) -> None: ...
+
+class QueryVectorsResponse(_message.Message):
+    __slots__ = ("hits",)
+    HITS_FIELD_NUMBER: _ClassVar[int]
+    hits: _containers.RepeatedCompositeFieldContainer[VectorHit]
+    def __init__(self, hits: _Optional[_Iterable[_Union[VectorHit, _Mapping]]] = ...) -> None: ...

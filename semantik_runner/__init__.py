@@ -1,0 +1,1 @@
+"""Runs the whole product on one machine: embedded stores, services, Envoy."""

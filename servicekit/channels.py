@@ -1,0 +1,39 @@
+"""Client channels to other Semantik services, and deadline propagation."""
+
+from __future__ import annotations
+
+import grpc
+
+from servicekit import telemetry
+
+# Messages carry embedding batches and hydrated chunks; 64 MiB bounds them
+# without truncating real batches.
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+CHANNEL_OPTIONS: list[tuple[str, int]] = [
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.http2.max_pings_without_data", 0),
+    ("grpc.keepalive_permit_without_calls", 1),
+]
+
+
+def open_channel(target: str) -> grpc.aio.Channel:
+    """An insecure channel (loopback or a private network) with tracing."""
+    return grpc.aio.insecure_channel(
+        target, options=CHANNEL_OPTIONS, interceptors=telemetry.client_interceptors()
+    )
+
+
+def remaining(context: grpc.aio.ServicerContext[object, object], default_s: float) -> float:
+    """Seconds left of the caller's deadline, for a downstream call's timeout.
+
+    Without a deadline from the caller, `default_s` bounds the downstream call
+    so no request can wait forever.
+    """
+    left = context.time_remaining()
+    if left is None:
+        return default_s
+    return max(float(left), 0.001)

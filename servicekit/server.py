@@ -1,0 +1,182 @@
+"""grpc.aio server bootstrap shared by every service.
+
+`run_server` owns the parts that are the same everywhere: interceptors
+(telemetry, error mapping), `grpc.health.v1`, server reflection, the readiness
+loop, and graceful shutdown: on SIGTERM or SIGINT health goes NOT_SERVING
+first, then in-flight calls drain for `grace_s`, then `on_shutdown` closes
+the service's resources.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from servicekit import telemetry
+from servicekit.channels import CHANNEL_OPTIONS
+from servicekit.errors import ServiceError, from_downstream
+from servicekit.readiness import Readiness, ReadinessCheck
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Registration:
+    """One gRPC service: its full name and how to add its handler."""
+
+    full_name: str
+    add_to_server: Callable[[grpc.aio.Server], None]
+
+
+def configure_logging(component: str) -> None:
+    logging.basicConfig(
+        level=os.environ.get("LOG_LEVEL", "INFO").upper(),
+        format=f"%(asctime)s {component} %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _status_of(exc: BaseException) -> ServiceError | None:
+    if isinstance(exc, ServiceError):
+        return exc
+    if isinstance(exc, grpc.aio.AioRpcError):
+        return from_downstream(exc)
+    return None
+
+
+class ErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """Maps `ServiceError` and downstream `AioRpcError` to canonical statuses.
+
+    Anything else is a bug: it is logged with its traceback and answered as
+    INTERNAL without leaking internals to the caller.
+    """
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
+        method = handler_call_details.method
+
+        async def fail(context: grpc.aio.ServicerContext[Any, Any], exc: Exception) -> None:
+            error = _status_of(exc)
+            if error is None:
+                log.exception("unhandled error in %s", method, exc_info=exc)
+                error = ServiceError(grpc.StatusCode.INTERNAL, "internal error")
+            await context.abort_with_status(error.to_grpc_status())
+
+        if handler.unary_unary or handler.stream_unary:
+            inner_unary = handler.unary_unary or handler.stream_unary
+
+            async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+                try:
+                    return await inner_unary(request, context)
+                except Exception as exc:
+                    if _is_abort(exc):
+                        raise
+                    await fail(context, exc)
+
+            factory = (
+                grpc.unary_unary_rpc_method_handler
+                if handler.unary_unary
+                else grpc.stream_unary_rpc_method_handler
+            )
+            return factory(
+                unary,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+
+        inner_stream = handler.unary_stream or handler.stream_stream
+
+        async def streaming(
+            request: Any, context: grpc.aio.ServicerContext[Any, Any]
+        ) -> AsyncIterator[Any]:
+            try:
+                async for item in inner_stream(request, context):
+                    yield item
+            except Exception as exc:
+                if _is_abort(exc):
+                    raise
+                await fail(context, exc)
+
+        factory = (
+            grpc.unary_stream_rpc_method_handler
+            if handler.unary_stream
+            else grpc.stream_stream_rpc_method_handler
+        )
+        return factory(
+            streaming,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+
+def _is_abort(exc: BaseException) -> bool:
+    # context.abort() raises grpc.aio's internal AbortError; let it through.
+    return type(exc).__name__ == "AbortError"
+
+
+async def run_server(
+    *,
+    component: str,
+    address: str,
+    services: Sequence[Registration],
+    readiness_check: ReadinessCheck,
+    readiness_interval_s: float = 1.0,
+    on_start: Callable[[], Awaitable[None]] | None = None,
+    on_shutdown: Callable[[], Awaitable[None]] | None = None,
+    grace_s: float = 10.0,
+) -> None:
+    """Serve until SIGTERM/SIGINT, then drain and close."""
+    telemetry.configure(component)
+    server = grpc.aio.server(
+        interceptors=[telemetry.server_interceptor(), ErrorInterceptor()],
+        options=CHANNEL_OPTIONS,
+    )
+    for service in services:
+        service.add_to_server(server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    names = [service.full_name for service in services]
+    reflection.enable_server_reflection(
+        [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
+        server,
+    )
+    port = server.add_insecure_port(address)
+    if port == 0:
+        raise RuntimeError(f"{component}: cannot listen on {address}")
+
+    readiness = Readiness(health_servicer, names, readiness_check, readiness_interval_s)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    await server.start()
+    log.info("%s listening on %s", component, address)
+    readiness.start()
+    if on_start is not None:
+        await on_start()
+    await stop.wait()
+
+    log.info("%s shutting down: NOT_SERVING, draining for up to %.1fs", component, grace_s)
+    await readiness.stop()
+    await server.stop(grace_s)
+    if on_shutdown is not None:
+        await on_shutdown()
+    telemetry.shutdown()
+    log.info("%s stopped", component)
