@@ -5,6 +5,7 @@ from __future__ import annotations
 import grpc
 
 from servicekit import telemetry
+from servicekit.grpc_types import ServicerContext
 
 # Messages carry embedding batches and hydrated chunks; 64 MiB bounds them
 # without truncating real batches.
@@ -27,7 +28,7 @@ def open_channel(target: str) -> grpc.aio.Channel:
     )
 
 
-def remaining(context: grpc.aio.ServicerContext[object, object], default_s: float) -> float:
+def remaining(context: ServicerContext, default_s: float) -> float:
     """Seconds left of the caller's deadline, for a downstream call's timeout.
 
     Without a deadline from the caller, `default_s` bounds the downstream call

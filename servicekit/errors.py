@@ -84,7 +84,9 @@ def resource_exhausted(message: str, retry_after_s: float) -> ServiceError:
     seconds = int(retry_after_s)
     delay = duration_pb2.Duration(seconds=seconds, nanos=int((retry_after_s - seconds) * 1e9))
     return ServiceError(
-        grpc.StatusCode.RESOURCE_EXHAUSTED, message, [error_details_pb2.RetryInfo(retry_delay=delay)]
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        message,
+        [error_details_pb2.RetryInfo(retry_delay=delay)],
     )
 
 
@@ -120,3 +122,20 @@ _DETAIL_TYPES = (
 # The numeric codes of grpc.StatusCode and google.rpc.Code agree; this keeps
 # the import used by type checkers that look for the enum's module.
 assert grpc.StatusCode.INVALID_ARGUMENT.value[0] == code_pb2.INVALID_ARGUMENT
+
+
+class FieldViolations:
+    """Collects every bad field of a request, so one answer names them all."""
+
+    def __init__(self) -> None:
+        self._violations: dict[str, str] = {}
+
+    def add(self, field: str, description: str) -> None:
+        self._violations.setdefault(field, description)
+
+    def __bool__(self) -> bool:
+        return bool(self._violations)
+
+    def raise_if_any(self) -> None:
+        if self._violations:
+            raise invalid_argument(self._violations)

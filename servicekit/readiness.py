@@ -9,6 +9,7 @@ or downstream shows without a restart.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -84,9 +85,7 @@ class Readiness:
         self._stopping = True
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
         # From here on the health service answers NOT_SERVING to every name.
         await self._servicer.enter_graceful_shutdown()

@@ -3,8 +3,9 @@
 `run_server` owns the parts that are the same everywhere: interceptors
 (telemetry, error mapping), `grpc.health.v1`, server reflection, the readiness
 loop, and graceful shutdown: on SIGTERM or SIGINT health goes NOT_SERVING
-first, then in-flight calls drain for `grace_s`, then `on_shutdown` closes
-the service's resources.
+first, keeps answering for `SHUTDOWN_DELAY_S` (default 0) so balancers see
+it, then in-flight calls drain for `grace_s`, then `on_shutdown` closes the
+service's resources.
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ from grpc_reflection.v1alpha import reflection
 
 from servicekit import telemetry
 from servicekit.channels import CHANNEL_OPTIONS
+from servicekit.config import env_float
 from servicekit.errors import ServiceError, from_downstream
+from servicekit.grpc_types import ServicerContext
 from servicekit.readiness import Readiness, ReadinessCheck
 
 log = logging.getLogger(__name__)
@@ -71,7 +74,7 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             return None
         method = handler_call_details.method
 
-        async def fail(context: grpc.aio.ServicerContext[Any, Any], exc: Exception) -> None:
+        async def fail(context: ServicerContext, exc: Exception) -> None:
             error = _status_of(exc)
             if error is None:
                 log.exception("unhandled error in %s", method, exc_info=exc)
@@ -81,7 +84,7 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         if handler.unary_unary or handler.stream_unary:
             inner_unary = handler.unary_unary or handler.stream_unary
 
-            async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            async def unary(request: Any, context: ServicerContext) -> Any:
                 try:
                     return await inner_unary(request, context)
                 except Exception as exc:
@@ -102,12 +105,16 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
         inner_stream = handler.unary_stream or handler.stream_stream
 
-        async def streaming(
-            request: Any, context: grpc.aio.ServicerContext[Any, Any]
-        ) -> AsyncIterator[Any]:
+        async def streaming(request: Any, context: ServicerContext) -> AsyncIterator[Any]:
             try:
-                async for item in inner_stream(request, context):
-                    yield item
+                result = inner_stream(request, context)
+                if hasattr(result, "__aiter__"):
+                    async for item in result:
+                        yield item
+                else:
+                    # A handler that writes with context.write() and returns
+                    # (grpc.health.v1 Watch) is a coroutine, not a generator.
+                    await result
             except Exception as exc:
                 if _is_abort(exc):
                     raise
@@ -140,6 +147,7 @@ async def run_server(
     on_start: Callable[[], Awaitable[None]] | None = None,
     on_shutdown: Callable[[], Awaitable[None]] | None = None,
     grace_s: float = 10.0,
+    shutdown_delay_s: float | None = None,
 ) -> None:
     """Serve until SIGTERM/SIGINT, then drain and close."""
     telemetry.configure(component)
@@ -153,7 +161,11 @@ async def run_server(
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = [service.full_name for service in services]
     reflection.enable_server_reflection(
-        [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
+        [
+            *names,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ],
         server,
     )
     port = server.add_insecure_port(address)
@@ -175,6 +187,11 @@ async def run_server(
 
     log.info("%s shutting down: NOT_SERVING, draining for up to %.1fs", component, grace_s)
     await readiness.stop()
+    # Keep answering while load balancers and Envoy notice NOT_SERVING, so no
+    # new request is routed to a server that has stopped accepting them.
+    if shutdown_delay_s is None:
+        shutdown_delay_s = env_float("SHUTDOWN_DELAY_S", 0.0)
+    await asyncio.sleep(shutdown_delay_s)
     await server.stop(grace_s)
     if on_shutdown is not None:
         await on_shutdown()

@@ -13,20 +13,17 @@ import os
 from typing import Any
 
 from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 from opentelemetry.instrumentation.grpc import aio_client_interceptors, aio_server_interceptor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 
-_configured = False
-
 
 def configure(service_name: str) -> None:
     """Install a tracer provider when `OTEL_TRACES_EXPORTER` asks for one."""
-    global _configured
-    if _configured:
+    if isinstance(trace.get_tracer_provider(), TracerProvider):
         return
-    _configured = True
     exporter_name = os.environ.get("OTEL_TRACES_EXPORTER", "none").strip().lower()
     if exporter_name in ("", "none"):
         return
@@ -34,12 +31,14 @@ def configure(service_name: str) -> None:
     if exporter_name == "console":
         exporter = ConsoleSpanExporter()
     elif exporter_name == "otlp":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-
         exporter = OTLPSpanExporter()
     else:
-        raise ValueError(f"OTEL_TRACES_EXPORTER must be none, console or otlp, got {exporter_name!r}")
-    provider = TracerProvider(resource=Resource.create({"service.name": f"semantik-{service_name}"}))
+        raise ValueError(
+            f"OTEL_TRACES_EXPORTER must be none, console or otlp, got {exporter_name!r}"
+        )
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": f"semantik-{service_name}"})
+    )
     provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
 

@@ -1,0 +1,1 @@
+"""`semantik`: the command-line client of the public gRPC API."""

@@ -1,0 +1,3 @@
+from semantik_cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,193 @@
+"""`semantik`: index folders, search, and follow operations over the public API.
+
+    semantik index ./docs --collection notes      # creates the collection if needed, waits
+    semantik search "how do wings lift" --collection notes
+    semantik operation operations/<id>
+    semantik collections
+
+Talks gRPC to `--target` (env `SEMANTIK_TARGET`, default 127.0.0.1:50051),
+the gateway or Envoy; both serve the same public services.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import grpc
+from google.protobuf import json_format
+
+from semantik.v1 import (
+    collection_pb2,
+    collection_pb2_grpc,
+    document_pb2,
+    document_pb2_grpc,
+    operation_pb2,
+    operation_pb2_grpc,
+    search_pb2,
+    search_pb2_grpc,
+)
+
+TIMEOUT_S = 30.0
+
+
+class Client:
+    def __init__(self, target: str) -> None:
+        self.channel = grpc.insecure_channel(target)
+        self.collections = collection_pb2_grpc.CollectionServiceStub(self.channel)
+        self.documents = document_pb2_grpc.DocumentServiceStub(self.channel)
+        self.operations = operation_pb2_grpc.OperationServiceStub(self.channel)
+        self.search = search_pb2_grpc.SearchServiceStub(self.channel)
+
+
+def _ensure_collection(client: Client, collection_id: str) -> None:
+    name = f"collections/{collection_id}"
+    try:
+        client.collections.GetCollection(
+            collection_pb2.GetCollectionRequest(name=name), timeout=TIMEOUT_S
+        )
+    except grpc.RpcError as exc:
+        if exc.code() != grpc.StatusCode.NOT_FOUND:
+            raise
+        client.collections.CreateCollection(
+            collection_pb2.CreateCollectionRequest(
+                collection_id=collection_id, collection=collection_pb2.Collection()
+            ),
+            timeout=TIMEOUT_S,
+        )
+        print(f"created {name}")
+
+
+def _progress_line(operation: Any) -> str:
+    progress = operation.progress
+    total = progress.documents_total
+    done = progress.documents_done + progress.documents_failed
+    width = 30
+    filled = int(width * done / total) if total else 0
+    bar = "#" * filled + "-" * (width - filled)
+    state = operation_pb2.OperationState.Name(operation.state).removeprefix("OPERATION_STATE_")
+    return (
+        f"[{bar}] {done}/{total} documents, {progress.chunks_done} chunks, "
+        f"{progress.documents_failed} failed  {state}"
+    )
+
+
+def _follow(client: Client, name: str) -> Any:
+    interactive = sys.stdout.isatty()
+    while True:
+        operation = client.operations.GetOperation(
+            operation_pb2.GetOperationRequest(name=name), timeout=TIMEOUT_S
+        )
+        line = _progress_line(operation)
+        if interactive:
+            print("\r" + line, end="", flush=True)
+        if operation.done:
+            print(("\n" if interactive else "") + line)
+            return operation
+        time.sleep(0.5)
+
+
+def cmd_index(client: Client, args: argparse.Namespace) -> int:
+    _ensure_collection(client, args.collection)
+    operation = client.documents.ImportDocuments(
+        document_pb2.ImportDocumentsRequest(
+            parent=f"collections/{args.collection}",
+            source_path=str(Path(args.folder).resolve()),
+        ),
+        timeout=TIMEOUT_S,
+    )
+    print(f"started {operation.name}")
+    if args.no_wait:
+        return 0
+    finished = _follow(client, operation.name)
+    for error in finished.document_errors:
+        print(f"  failed: {error.source_path}: {error.reason}")
+    return 0 if finished.state == operation_pb2.OPERATION_STATE_SUCCEEDED else 1
+
+
+def cmd_search(client: Client, args: argparse.Namespace) -> int:
+    response = client.search.Search(
+        search_pb2.SearchRequest(
+            collection=f"collections/{args.collection}", query=args.query, top_k=args.top_k
+        ),
+        timeout=TIMEOUT_S,
+    )
+    if args.json:
+        print(json_format.MessageToJson(response))
+        return 0
+    for rank, result in enumerate(response.results, start=1):
+        snippet = " ".join(result.text.split())[:160]
+        print(f"{rank:>2}. {result.score:.3f}  {result.source_path}")
+        print(f"    [{result.start_offset}:{result.end_offset}] {snippet}")
+    if not response.results:
+        print("no results")
+    return 0
+
+
+def cmd_operation(client: Client, args: argparse.Namespace) -> int:
+    operation = client.operations.GetOperation(
+        operation_pb2.GetOperationRequest(name=args.name), timeout=TIMEOUT_S
+    )
+    print(json_format.MessageToJson(operation))
+    return 0
+
+
+def cmd_collections(client: Client, args: argparse.Namespace) -> int:
+    token = ""
+    while True:
+        page = client.collections.ListCollections(
+            collection_pb2.ListCollectionsRequest(page_token=token), timeout=TIMEOUT_S
+        )
+        for collection in page.collections:
+            print(
+                f"{collection.name}  {collection.document_count} documents, "
+                f"{collection.chunk_count} chunks, model {collection.embedding_model}"
+            )
+        token = page.next_page_token
+        if not token:
+            return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="semantik", description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--target",
+        default=os.environ.get("SEMANTIK_TARGET", "127.0.0.1:50051"),
+        help="gRPC address of the gateway or Envoy",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    index = commands.add_parser("index", help="index a folder into a collection")
+    index.add_argument("folder")
+    index.add_argument("--collection", required=True)
+    index.add_argument("--no-wait", action="store_true", help="return once the job is queued")
+    index.set_defaults(run=cmd_index)
+    search = commands.add_parser("search", help="search a collection")
+    search.add_argument("query")
+    search.add_argument("--collection", required=True)
+    search.add_argument("-k", "--top-k", type=int, default=10)
+    search.add_argument("--json", action="store_true")
+    search.set_defaults(run=cmd_search)
+    operation = commands.add_parser("operation", help="show an operation")
+    operation.add_argument("name", help="operations/<id>")
+    operation.set_defaults(run=cmd_operation)
+    listing = commands.add_parser("collections", help="list collections")
+    listing.set_defaults(run=cmd_collections)
+    args = parser.parse_args(argv)
+
+    client = Client(args.target)
+    try:
+        code: int = args.run(client, args)
+    except grpc.RpcError as exc:
+        print(f"error: {exc.code().name}: {exc.details()}", file=sys.stderr)
+        return 2
+    finally:
+        client.channel.close()
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""The public API: validates, orchestrates the internal services, keeps no state."""

@@ -1,0 +1,105 @@
+"""DocumentService (proto/semantik/v1/document.proto)."""
+
+from __future__ import annotations
+
+import grpc
+
+from semantik.internal.v1 import indexer_pb2, metadata_pb2
+from semantik.v1 import document_pb2, document_pb2_grpc, operation_pb2
+from servicekit.channels import remaining
+from servicekit.errors import FieldViolations
+from servicekit.grpc_types import ServicerContext
+from services.gateway import validation
+from services.gateway.downstream import Downstreams
+
+Context = ServicerContext
+
+
+class DocumentHandler(document_pb2_grpc.DocumentServiceServicer):  # type: ignore[misc]
+    def __init__(self, downstream: Downstreams, default_timeout_s: float) -> None:
+        self._d = downstream
+        self._timeout_s = default_timeout_s
+
+    async def ImportDocuments(
+        self, request: document_pb2.ImportDocumentsRequest, context: Context
+    ) -> operation_pb2.Operation:
+        violations = FieldViolations()
+        collection_id = validation.collection_id_of(request.parent, "parent", violations)
+        validation.check_text(
+            request.source_path, "source_path", violations, max_chars=4096, required=True
+        )
+        violations.raise_if_any()
+
+        collection = (
+            await self._d.metadata.GetCollection(
+                metadata_pb2.GetCollectionRequest(name=request.parent),
+                timeout=remaining(context, self._timeout_s),
+            )
+        ).collection
+        start = indexer_pb2.StartImportRequest(
+            collection_id=collection_id,
+            source_path=request.source_path,
+            chunk_tokens=collection.chunking.chunk_tokens,
+            overlap_tokens=collection.chunking.overlap_tokens,
+        )
+        # Check the source first (AIP-163 validate_only) so bad input records
+        # no operation at all.
+        start.validate_only = True
+        await self._d.indexer.StartImport(start, timeout=remaining(context, self._timeout_s))
+
+        created = await self._d.metadata.CreateOperation(
+            metadata_pb2.CreateOperationRequest(
+                operation=operation_pb2.Operation(
+                    kind=operation_pb2.OPERATION_KIND_IMPORT_DOCUMENTS,
+                    collection=request.parent,
+                    source_path=request.source_path,
+                )
+            ),
+            timeout=remaining(context, self._timeout_s),
+        )
+        operation = created.operation
+        start.validate_only = False
+        start.operation_id = operation.name.removeprefix("operations/")
+        try:
+            await self._d.indexer.StartImport(start, timeout=remaining(context, self._timeout_s))
+        except grpc.aio.AioRpcError as exc:
+            # The operation must not stay PENDING forever when its job never queued.
+            await self._d.metadata.UpdateOperation(
+                metadata_pb2.UpdateOperationRequest(
+                    name=operation.name,
+                    state=operation_pb2.OPERATION_STATE_FAILED,
+                    error_message=f"could not queue the import: {exc.details()}",
+                ),
+                timeout=self._timeout_s,
+            )
+            raise
+        return operation
+
+    async def GetDocument(
+        self, request: document_pb2.GetDocumentRequest, context: Context
+    ) -> document_pb2.Document:
+        violations = FieldViolations()
+        validation.check_document_name(request.name, "name", violations)
+        violations.raise_if_any()
+        response = await self._d.metadata.GetDocument(
+            metadata_pb2.GetDocumentRequest(name=request.name),
+            timeout=remaining(context, self._timeout_s),
+        )
+        return response.document
+
+    async def ListDocuments(
+        self, request: document_pb2.ListDocumentsRequest, context: Context
+    ) -> document_pb2.ListDocumentsResponse:
+        violations = FieldViolations()
+        validation.collection_id_of(request.parent, "parent", violations)
+        validation.check_page(request.page_size, violations)
+        violations.raise_if_any()
+        response = await self._d.metadata.ListDocuments(
+            metadata_pb2.ListDocumentsRequest(
+                parent=request.parent, page_size=request.page_size, page_token=request.page_token
+            ),
+            timeout=remaining(context, self._timeout_s),
+        )
+        return document_pb2.ListDocumentsResponse(
+            documents=response.documents, next_page_token=response.next_page_token
+        )

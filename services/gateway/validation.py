@@ -1,0 +1,64 @@
+"""Checks of public request fields, shared by the gateway's handlers.
+
+Every failure names the field (AIP-193 field path with proto names), so a
+caller never gets INTERNAL or an unexplained error for bad input.
+"""
+
+from __future__ import annotations
+
+import re
+
+from servicekit.errors import FieldViolations
+
+COLLECTION_ID = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
+_UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+_COLLECTION_NAME = re.compile(r"^collections/([a-z][a-z0-9-]{0,62})$")
+_DOCUMENT_NAME = re.compile(rf"^collections/([a-z][a-z0-9-]{{0,62}})/documents/({_UUID})$")
+_OPERATION_NAME = re.compile(rf"^operations/({_UUID})$")
+
+MAX_PAGE_SIZE = 1000
+
+
+def collection_id_of(name: str, field: str, violations: FieldViolations) -> str:
+    """The id in `collections/{id}`, or '' with a violation recorded."""
+    if not name:
+        violations.add(field, "required, as collections/{collection}")
+        return ""
+    match = _COLLECTION_NAME.match(name)
+    if match is None:
+        violations.add(field, f"{name!r} is not a collection name (collections/{{collection}})")
+        return ""
+    return match.group(1)
+
+
+def check_document_name(name: str, field: str, violations: FieldViolations) -> None:
+    if not name:
+        violations.add(field, "required, as collections/{collection}/documents/{document}")
+    elif _DOCUMENT_NAME.match(name) is None:
+        violations.add(
+            field,
+            f"{name!r} is not a document name (collections/{{collection}}/documents/{{uuid}})",
+        )
+
+
+def check_operation_name(name: str, field: str, violations: FieldViolations) -> None:
+    if not name:
+        violations.add(field, "required, as operations/{operation}")
+    elif _OPERATION_NAME.match(name) is None:
+        violations.add(field, f"{name!r} is not an operation name (operations/{{uuid}})")
+
+
+def check_page(page_size: int, violations: FieldViolations) -> None:
+    # AIP-158: 0 means the default, larger values are coerced to the maximum
+    # by the owner of the list; only negative sizes are errors.
+    if page_size < 0:
+        violations.add("page_size", "must not be negative")
+
+
+def check_text(
+    value: str, field: str, violations: FieldViolations, *, max_chars: int, required: bool
+) -> None:
+    if required and not value.strip():
+        violations.add(field, "required and must not be blank")
+    elif len(value) > max_chars:
+        violations.add(field, f"at most {max_chars} characters, got {len(value)}")

@@ -1,0 +1,1 @@
+"""The indexer: the only owner of the vector store, and the import jobs that fill it."""

@@ -1,0 +1,44 @@
+"""Settings of the indexer, from environment variables (defaults in README.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from servicekit.config import ConfigError, env_bool, env_int, env_str
+
+
+@dataclass(frozen=True)
+class IndexerConfig:
+    address: str
+    redis_url: str
+    # Empty: Qdrant Edge in-process under `vector_data_dir`; set: a Qdrant server.
+    qdrant_url: str
+    vector_data_dir: str
+    embedder_target: str
+    metadata_target: str
+    # Run the arq worker inside the indexer process (required with Edge, whose
+    # shards only one process may open).
+    run_worker: bool
+    # Import jobs one worker runs at the same time.
+    worker_jobs: int
+    # Chunk texts per Embed call.
+    embed_batch_texts: int
+
+    @classmethod
+    def from_env(cls) -> IndexerConfig:
+        config = cls(
+            address=env_str("INDEXER_ADDRESS", "127.0.0.1:50053"),
+            redis_url=env_str("REDIS_URL", "redis://127.0.0.1:6379/0"),
+            qdrant_url=env_str("QDRANT_URL", "").strip(),
+            vector_data_dir=env_str("VECTOR_DATA_DIR", "./data/vectors"),
+            embedder_target=env_str("EMBEDDER_TARGET", "127.0.0.1:50052"),
+            metadata_target=env_str("METADATA_TARGET", "127.0.0.1:50054"),
+            run_worker=env_bool("INDEXER_RUN_WORKER", True),
+            worker_jobs=env_int("INDEXER_WORKER_JOBS", 2),
+            embed_batch_texts=env_int("EMBED_BATCH_TEXTS", 64),
+        )
+        if config.worker_jobs < 1:
+            raise ConfigError("INDEXER_WORKER_JOBS must be at least 1")
+        if config.embed_batch_texts < 1:
+            raise ConfigError("EMBED_BATCH_TEXTS must be at least 1")
+        return config

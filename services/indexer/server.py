@@ -1,0 +1,89 @@
+"""Wiring of the indexer: vector store, job queue, in-process worker, gRPC server."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from semantik.internal.v1 import indexer_pb2, indexer_pb2_grpc
+from servicekit.channels import open_channel
+from servicekit.server import Registration, configure_logging, run_server
+from services.indexer import jobs
+from services.indexer.clients import EmbedderClient, MetadataClient
+from services.indexer.config import IndexerConfig
+from services.indexer.handler import IndexerHandler
+from services.indexer.ingest import Importer
+from services.indexer.vector_store import VectorStore
+
+COMPONENT = "indexer"
+
+
+def open_vector_store(config: IndexerConfig) -> VectorStore:
+    # Imported on demand: each adapter pulls in its own (large) library.
+    if config.qdrant_url:
+        from services.indexer.qdrant_client_store import (  # noqa: PLC0415
+            QdrantClientVectorStore,
+        )
+
+        return QdrantClientVectorStore.from_url(config.qdrant_url)
+    from services.indexer.edge_store import EdgeVectorStore  # noqa: PLC0415
+
+    return EdgeVectorStore(Path(config.vector_data_dir))
+
+
+async def serve(config: IndexerConfig) -> None:
+    store = open_vector_store(config)
+    await store.open()
+    queue = jobs.connect(config.redis_url)
+    embedder_channel = open_channel(config.embedder_target)
+    metadata_channel = open_channel(config.metadata_target)
+    importer = Importer(
+        store,
+        EmbedderClient(embedder_channel),
+        MetadataClient(metadata_channel),
+        embed_batch_texts=config.embed_batch_texts,
+    )
+    worker = (
+        jobs.InProcessWorker(config.redis_url, jobs.runner_for(importer), config.worker_jobs)
+        if config.run_worker
+        else None
+    )
+    handler = IndexerHandler(store, queue)
+    service_name = indexer_pb2.DESCRIPTOR.services_by_name["IndexerService"].full_name
+
+    async def ready() -> None:
+        await store.ping()
+        await queue.ping()
+
+    async def on_start() -> None:
+        if worker is not None:
+            worker.start()
+
+    async def on_shutdown() -> None:
+        if worker is not None:
+            await worker.stop()
+        await queue.aclose(close_connection_pool=True)
+        await embedder_channel.close()
+        await metadata_channel.close()
+        await store.close()
+
+    await run_server(
+        component=COMPONENT,
+        address=config.address,
+        services=[
+            Registration(
+                service_name,
+                lambda server: indexer_pb2_grpc.add_IndexerServiceServicer_to_server(
+                    handler, server
+                ),
+            )
+        ],
+        readiness_check=ready,
+        on_start=on_start,
+        on_shutdown=on_shutdown,
+    )
+
+
+def main() -> None:
+    configure_logging(COMPONENT)
+    asyncio.run(serve(IndexerConfig.from_env()))

@@ -1,0 +1,1 @@
+"""The metadata service: Semantik's system of record on PostgreSQL."""

@@ -1,0 +1,3 @@
+from services.metadata.server import main
+
+main()

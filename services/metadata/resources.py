@@ -1,0 +1,179 @@
+"""Resource names and the conversion of stored rows to API messages.
+
+Names follow AIP-122: `collections/{id}`, `collections/{id}/documents/{uuid}`,
+`operations/{uuid}`. A malformed name is INVALID_ARGUMENT naming the field.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from google.protobuf import timestamp_pb2
+from google.rpc import code_pb2, status_pb2
+
+from semantik.internal.v1 import metadata_pb2
+from semantik.v1 import collection_pb2, document_pb2, operation_pb2
+from servicekit.errors import invalid_argument
+
+COLLECTION_ID = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
+COLLECTION_ID_RULE = "1-63 lower-case letters, digits and hyphens, starting with a letter"
+
+FINAL_OPERATION_STATES = frozenset(
+    {operation_pb2.OPERATION_STATE_SUCCEEDED, operation_pb2.OPERATION_STATE_FAILED}
+)
+
+Row = Mapping[str, Any]
+"""One row as the store returns it (an asyncpg Record)."""
+
+
+def is_collection_id(value: str) -> bool:
+    return COLLECTION_ID.fullmatch(value) is not None
+
+
+def parse_uuid(value: str) -> uuid.UUID | None:
+    """The UUID in canonical text form (8-4-4-4-12 hex), else None."""
+    try:
+        parsed = uuid.UUID(value)
+    except ValueError:
+        return None
+    # uuid.UUID also takes braces, URNs and bare hex; names use one spelling only.
+    return parsed if str(parsed) == value.lower() else None
+
+
+def collection_id_of(field: str, value: str) -> str:
+    """A bare collection id (as in `collection_id` fields)."""
+    if not is_collection_id(value):
+        raise invalid_argument({field: f"must be a collection id: {COLLECTION_ID_RULE}"})
+    return value
+
+
+def parse_collection_name(field: str, name: str) -> str:
+    prefix, _, collection_id = name.partition("/")
+    if prefix != "collections" or not is_collection_id(collection_id):
+        raise invalid_argument(
+            {field: f"must be collections/{{collection}} with an id of {COLLECTION_ID_RULE}"}
+        )
+    return collection_id
+
+
+def parse_document_name(field: str, name: str) -> tuple[str, uuid.UUID]:
+    parts = name.split("/")
+    document_id = parse_uuid(parts[3]) if len(parts) == 4 else None
+    if (
+        document_id is None
+        or parts[0] != "collections"
+        or parts[2] != "documents"
+        or not is_collection_id(parts[1])
+    ):
+        raise invalid_argument(
+            {field: "must be collections/{collection}/documents/{document} with a UUID document"}
+        )
+    return parts[1], document_id
+
+
+def parse_operation_name(field: str, name: str) -> uuid.UUID:
+    prefix, _, raw_id = name.partition("/")
+    operation_id = parse_uuid(raw_id) if prefix == "operations" else None
+    if operation_id is None:
+        raise invalid_argument({field: "must be operations/{operation} with a UUID operation"})
+    return operation_id
+
+
+def collection_name(collection_id: str) -> str:
+    return f"collections/{collection_id}"
+
+
+def document_name(collection_id: str, document_id: uuid.UUID | str) -> str:
+    return f"collections/{collection_id}/documents/{document_id}"
+
+
+def operation_name(operation_id: uuid.UUID | str) -> str:
+    return f"operations/{operation_id}"
+
+
+def timestamp(value: datetime) -> timestamp_pb2.Timestamp:
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromDatetime(value)
+    return stamp
+
+
+def collection_message(row: Row) -> collection_pb2.Collection:
+    return collection_pb2.Collection(
+        name=collection_name(row["id"]),
+        display_name=row["display_name"],
+        description=row["description"],
+        chunking=collection_pb2.ChunkingConfig(
+            chunk_tokens=row["chunk_tokens"], overlap_tokens=row["overlap_tokens"]
+        ),
+        embedding_model=row["embedding_model"],
+        embedding_dimensions=row["embedding_dimensions"],
+        document_count=row.get("document_count", 0),
+        chunk_count=row.get("chunk_count", 0),
+        create_time=timestamp(row["create_time"]),
+        update_time=timestamp(row["update_time"]),
+    )
+
+
+def document_message(row: Row) -> document_pb2.Document:
+    document = document_pb2.Document(
+        name=document_name(row["collection_id"], row["id"]),
+        source_path=row["source_path"],
+        content_hash=row["content_hash"],
+        size_bytes=row["size_bytes"],
+        mime_type=row["mime_type"],
+        state=row["state"],
+        error=row["error"],
+        chunk_count=row["chunk_count"],
+        create_time=timestamp(row["create_time"]),
+    )
+    if row["modify_time"] is not None:
+        document.modify_time.CopyFrom(timestamp(row["modify_time"]))
+    return document
+
+
+def operation_message(row: Row) -> operation_pb2.Operation:
+    state = row["state"]
+    operation = operation_pb2.Operation(
+        name=operation_name(row["id"]),
+        kind=row["kind"],
+        collection=collection_name(row["collection_id"]),
+        source_path=row["source_path"],
+        state=state,
+        done=state in FINAL_OPERATION_STATES,
+        progress=operation_pb2.OperationProgress(
+            documents_total=row["documents_total"],
+            documents_done=row["documents_done"],
+            documents_failed=row["documents_failed"],
+            chunks_done=row["chunks_done"],
+            bytes_done=row["bytes_done"],
+        ),
+        document_errors=[
+            operation_pb2.DocumentError(source_path=e["source_path"], reason=e["reason"])
+            for e in row["document_errors"]
+        ],
+        create_time=timestamp(row["create_time"]),
+        update_time=timestamp(row["update_time"]),
+    )
+    if state == operation_pb2.OPERATION_STATE_FAILED:
+        # The writer reports only a message; the store cannot know a finer code.
+        operation.error.CopyFrom(
+            status_pb2.Status(code=code_pb2.UNKNOWN, message=row["error_message"])
+        )
+    if row["end_time"] is not None:
+        operation.end_time.CopyFrom(timestamp(row["end_time"]))
+    return operation
+
+
+def chunk_message(row: Row) -> metadata_pb2.ChunkRecord:
+    return metadata_pb2.ChunkRecord(
+        chunk_id=str(row["id"]),
+        chunk_index=row["chunk_index"],
+        text=row["text"],
+        start_offset=row["start_offset"],
+        end_offset=row["end_offset"],
+        token_count=row["token_count"],
+    )

@@ -1,0 +1,568 @@
+"""PostgreSQL access: the only module of the service that speaks SQL.
+
+The asyncpg pool is made lazily and survives PostgreSQL going away: a failed
+connection is expired from the pool and the next call connects afresh, so the
+service never has to restart. Every statement runs with `timeout=` set to what
+is left of the caller's deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg  # type: ignore[import-untyped]
+import grpc
+
+from servicekit.errors import ServiceError, already_exists, unavailable
+from services.metadata import schema
+from services.metadata.config import MetadataConfig
+from services.metadata.resources import FINAL_OPERATION_STATES, Row
+
+log = logging.getLogger(__name__)
+
+# Failures that mean "the database is not reachable right now", not "the
+# request is wrong": the caller may retry once PostgreSQL is back.
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.OperatorInterventionError,  # admin shutdown, cannot connect now
+    asyncpg.InsufficientResourcesError,  # too many connections
+)
+
+COLLECTION_COLUMNS = """
+    c.id, c.display_name, c.description, c.embedding_model, c.embedding_dimensions,
+    c.chunk_tokens, c.overlap_tokens, c.create_time,
+    GREATEST(c.update_time, s.last_indexed) AS update_time,
+    COALESCE(s.document_count, 0) AS document_count,
+    COALESCE(s.chunk_count, 0) AS chunk_count
+"""
+# Counts are computed on read rather than kept in counters on the collection
+# row: concurrent UpsertDocument calls then never contend on one row lock.
+COLLECTION_STATS = """
+    LEFT JOIN LATERAL (
+        SELECT count(*) FILTER (WHERE d.state = 1) AS document_count,
+               sum(d.chunk_count) AS chunk_count,
+               max(d.create_time) AS last_indexed
+        FROM documents d WHERE d.collection_id = c.id
+    ) s ON true
+"""
+CHUNK_COLUMNS = (
+    "id",
+    "document_id",
+    "collection_id",
+    "chunk_index",
+    "text",
+    "start_offset",
+    "end_offset",
+    "token_count",
+)
+
+
+class Deadline:
+    """What is left of one request's time, shared by its statements."""
+
+    def __init__(self, timeout_s: float) -> None:
+        self._end = time.monotonic() + timeout_s
+
+    def left(self) -> float:
+        return max(self._end - time.monotonic(), 0.001)
+
+    @property
+    def expired(self) -> bool:
+        return time.monotonic() >= self._end
+
+
+def deadline_exceeded(what: str) -> ServiceError:
+    return ServiceError(grpc.StatusCode.DEADLINE_EXCEEDED, f"deadline exceeded {what}")
+
+
+@dataclass(frozen=True)
+class NewCollection:
+    id: str
+    display_name: str
+    description: str
+    embedding_model: str
+    embedding_dimensions: int
+    chunk_tokens: int
+    overlap_tokens: int
+
+
+@dataclass(frozen=True)
+class NewDocument:
+    collection_id: str
+    source_path: str
+    content_hash: str
+    size_bytes: int
+    mime_type: str
+    state: int
+    error: str
+    modify_time: datetime | None
+
+
+@dataclass(frozen=True)
+class NewChunk:
+    id: uuid.UUID
+    chunk_index: int
+    text: str
+    start_offset: int
+    end_offset: int
+    token_count: int
+
+
+@dataclass(frozen=True)
+class Progress:
+    documents_total: int
+    documents_done: int
+    documents_failed: int
+    chunks_done: int
+    bytes_done: int
+
+
+@dataclass(frozen=True)
+class OperationUpdate:
+    state: int | None
+    progress: Progress | None
+    document_errors: list[dict[str, str]]
+    error_message: str
+
+
+class OperationIsDone(Exception):
+    """An update would move a finished operation to another state."""
+
+
+async def _init_connection(connection: Any) -> None:
+    # jsonb as Python objects rather than JSON text.
+    await connection.set_type_codec(
+        "jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
+    )
+
+
+class MetadataStore:
+    def __init__(self, config: MetadataConfig) -> None:
+        self._config = config
+        self._pool: Any = None
+        self._pool_lock = asyncio.Lock()
+        self._head = schema.head_revision()
+        self._schema_ready = False
+        self._schema_wanted = asyncio.Event()
+        self._schema_wanted.set()
+        self._schema_error = "not migrated yet"
+        self._schema_task: asyncio.Task[None] | None = None
+
+    # Life cycle -------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Begins migrating in the background; returns at once."""
+        self._schema_task = asyncio.create_task(self._keep_schema(), name="metadata-schema")
+
+    async def close(self) -> None:
+        if self._schema_task is not None:
+            self._schema_task.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._schema_task
+        if self._pool is not None:
+            try:
+                await asyncio.wait_for(self._pool.close(), timeout=5)
+            except Exception:  # an unreachable server: drop the sockets instead
+                self._pool.terminate()
+            self._pool = None
+
+    async def _keep_schema(self) -> None:
+        """Runs `upgrade head` whenever the schema is not known to be current.
+
+        Retries until PostgreSQL answers, so the service may start before the
+        database does.
+        """
+        while True:
+            await self._schema_wanted.wait()
+            try:
+                await schema.migrate(self._config.database_url)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # unreachable database or a failed migration
+                reason = f"{type(exc).__name__}: {exc}"
+                if reason != self._schema_error:
+                    log.warning("schema migration waits: %s", reason)
+                self._schema_error = reason
+                await asyncio.sleep(1.0)
+                continue
+            log.info("schema at revision %s", self._head)
+            self._schema_error = ""
+            self._schema_ready = True
+            self._schema_wanted.clear()
+
+    def _schema_lost(self, reason: str) -> None:
+        self._schema_ready = False
+        self._schema_error = reason
+        self._schema_wanted.set()
+
+    async def check_ready(self) -> None:
+        """Raises unless PostgreSQL answers and the schema is at head."""
+        if not self._schema_ready:
+            raise RuntimeError(f"schema not ready: {self._schema_error}")
+        async with self._connection(2.0) as (connection, deadline):
+            version = await connection.fetchval(
+                "SELECT version_num FROM alembic_version", timeout=deadline.left()
+            )
+        if version != self._head:
+            self._schema_lost(f"database at revision {version}, expected {self._head}")
+            raise RuntimeError(self._schema_error)
+
+    # Connections -------------------------------------------------------------
+
+    async def _get_pool(self, deadline: Deadline) -> Any:
+        async with self._pool_lock:
+            if self._pool is None:
+                # With min_size > 0 this connects, and fails while PostgreSQL
+                # is down; the pool is then made again by the next call.
+                self._pool = await asyncpg.create_pool(
+                    self._config.database_url,
+                    min_size=self._config.pool_min_size,
+                    max_size=self._config.pool_size,
+                    command_timeout=self._config.command_timeout_s,
+                    max_inactive_connection_lifetime=60.0,
+                    init=_init_connection,
+                    timeout=min(deadline.left(), 10.0),
+                )
+            return self._pool
+
+    @asynccontextmanager
+    async def _connection(self, timeout_s: float) -> AsyncIterator[tuple[Any, Deadline]]:
+        """A pooled connection and the request's deadline; maps failures to statuses."""
+        deadline = Deadline(timeout_s)
+        if not self._schema_ready:
+            raise unavailable(f"database not ready: {self._schema_error}")
+        acquired = False
+        try:
+            pool = await self._get_pool(deadline)
+            acquire_s = min(deadline.left(), self._config.pool_timeout_s)
+            async with pool.acquire(timeout=acquire_s) as connection:
+                acquired = True
+                yield connection, deadline
+        except ServiceError:
+            raise
+        except (TimeoutError, asyncpg.QueryCanceledError) as exc:
+            if deadline.expired:
+                raise deadline_exceeded("waiting for PostgreSQL") from exc
+            if not acquired:
+                raise unavailable("no free database connection (DB_POOL_SIZE)") from exc
+            raise deadline_exceeded("in PostgreSQL (DB_COMMAND_TIMEOUT)") from exc
+        except asyncpg.UndefinedTableError as exc:
+            # The database was replaced or downgraded under us: migrate again.
+            self._schema_lost(f"{type(exc).__name__}: {exc}")
+            raise unavailable("database schema missing; migrating") from exc
+        except CONNECTION_ERRORS as exc:
+            log.warning("PostgreSQL unreachable: %s: %s", type(exc).__name__, exc)
+            if self._pool is not None:
+                # Connections made before an outage are dead; drop them all so
+                # the next acquire connects afresh.
+                self._pool.expire_connections()
+            raise unavailable(f"PostgreSQL unavailable: {type(exc).__name__}") from exc
+
+    # Collections ---------------------------------------------------------------
+
+    async def create_collection(self, new: NewCollection, timeout_s: float) -> Row | None:
+        """The stored collection, or None when the id is taken."""
+        async with self._connection(timeout_s) as (connection, deadline):
+            row: Row | None = await connection.fetchrow(
+                """
+                INSERT INTO collections (id, display_name, description, embedding_model,
+                    embedding_dimensions, chunk_tokens, overlap_tokens)
+                VALUES ($1, $2, $3, $4, $5, $6, $7)
+                ON CONFLICT (id) DO NOTHING
+                RETURNING *
+                """,
+                new.id,
+                new.display_name,
+                new.description,
+                new.embedding_model,
+                new.embedding_dimensions,
+                new.chunk_tokens,
+                new.overlap_tokens,
+                timeout=deadline.left(),
+            )
+            return row
+
+    async def get_collection(self, collection_id: str, timeout_s: float) -> Row | None:
+        async with self._connection(timeout_s) as (connection, deadline):
+            row: Row | None = await connection.fetchrow(
+                f"SELECT {COLLECTION_COLUMNS} FROM collections c {COLLECTION_STATS}"
+                " WHERE c.id = $1",
+                collection_id,
+                timeout=deadline.left(),
+            )
+            return row
+
+    async def list_collections(
+        self, after_id: str | None, limit: int, timeout_s: float
+    ) -> list[Row]:
+        async with self._connection(timeout_s) as (connection, deadline):
+            rows: list[Row] = await connection.fetch(
+                f"SELECT {COLLECTION_COLUMNS} FROM collections c {COLLECTION_STATS}"
+                " WHERE $1::text IS NULL OR c.id > $1 ORDER BY c.id LIMIT $2",
+                after_id,
+                limit,
+                timeout=deadline.left(),
+            )
+            return rows
+
+    async def delete_collection(self, collection_id: str, timeout_s: float) -> bool:
+        """Deletes the collection; its documents and chunks go by cascade.
+
+        Its operations stay, as the history of what ran.
+        """
+        async with self._connection(timeout_s) as (connection, deadline):
+            deleted = await connection.fetchval(
+                "DELETE FROM collections WHERE id = $1 RETURNING id",
+                collection_id,
+                timeout=deadline.left(),
+            )
+            return deleted is not None
+
+    # Documents -----------------------------------------------------------------
+
+    async def upsert_document(
+        self, document: NewDocument, chunks: Sequence[NewChunk], timeout_s: float
+    ) -> tuple[Row, list[uuid.UUID]] | None:
+        """Stores a document and its chunks in one transaction.
+
+        Returns the stored row and the chunk ids of the replaced version that
+        the new version does not reuse; None when the collection is absent.
+        """
+        async with self._connection(timeout_s) as (connection, deadline):
+            try:
+                async with connection.transaction():
+                    row = await connection.fetchrow(
+                        """
+                        INSERT INTO documents (id, collection_id, source_path, content_hash,
+                            size_bytes, mime_type, state, error, chunk_count, modify_time)
+                        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                        ON CONFLICT (collection_id, source_path) DO UPDATE SET
+                            content_hash = EXCLUDED.content_hash,
+                            size_bytes = EXCLUDED.size_bytes,
+                            mime_type = EXCLUDED.mime_type,
+                            state = EXCLUDED.state,
+                            error = EXCLUDED.error,
+                            chunk_count = EXCLUDED.chunk_count,
+                            modify_time = EXCLUDED.modify_time,
+                            create_time = now()
+                        RETURNING *
+                        """,
+                        uuid.uuid4(),
+                        document.collection_id,
+                        document.source_path,
+                        document.content_hash,
+                        document.size_bytes,
+                        document.mime_type,
+                        document.state,
+                        document.error,
+                        len(chunks),
+                        document.modify_time,
+                        timeout=deadline.left(),
+                    )
+                    old_ids = await connection.fetch(
+                        "DELETE FROM chunks WHERE document_id = $1 RETURNING id",
+                        row["id"],
+                        timeout=deadline.left(),
+                    )
+                    if chunks:
+                        await connection.copy_records_to_table(
+                            "chunks",
+                            columns=CHUNK_COLUMNS,
+                            records=[
+                                (
+                                    chunk.id,
+                                    row["id"],
+                                    document.collection_id,
+                                    chunk.chunk_index,
+                                    chunk.text,
+                                    chunk.start_offset,
+                                    chunk.end_offset,
+                                    chunk.token_count,
+                                )
+                                for chunk in chunks
+                            ],
+                            timeout=deadline.left(),
+                        )
+            except asyncpg.ForeignKeyViolationError:
+                return None
+            except asyncpg.UniqueViolationError as exc:
+                # A chunk id already belongs to another document.
+                raise already_exists("semantik.io/Chunk", exc.detail or "chunk id") from exc
+        new_ids = {chunk.id for chunk in chunks}
+        replaced = [r["id"] for r in old_ids if r["id"] not in new_ids]
+        return row, replaced
+
+    async def get_document(
+        self, collection_id: str, document_id: uuid.UUID, timeout_s: float
+    ) -> Row | None:
+        async with self._connection(timeout_s) as (connection, deadline):
+            row: Row | None = await connection.fetchrow(
+                "SELECT * FROM documents WHERE id = $1 AND collection_id = $2",
+                document_id,
+                collection_id,
+                timeout=deadline.left(),
+            )
+            return row
+
+    async def list_documents(
+        self, collection_id: str, after_path: str | None, limit: int, timeout_s: float
+    ) -> list[Row] | None:
+        """A page of documents by source path; None when the collection is absent."""
+        async with self._connection(timeout_s) as (connection, deadline):
+            rows: list[Row] = await connection.fetch(
+                "SELECT * FROM documents WHERE collection_id = $1"
+                " AND ($2::text IS NULL OR source_path > $2)"
+                " ORDER BY source_path LIMIT $3",
+                collection_id,
+                after_path,
+                limit,
+                timeout=deadline.left(),
+            )
+            if not rows:
+                # Only an empty page can hide an absent collection.
+                exists = await connection.fetchval(
+                    "SELECT EXISTS (SELECT 1 FROM collections WHERE id = $1)",
+                    collection_id,
+                    timeout=deadline.left(),
+                )
+                if not exists:
+                    return None
+            return rows
+
+    async def hydrate_chunks(
+        self, collection_id: str, chunk_ids: Sequence[uuid.UUID], timeout_s: float
+    ) -> dict[uuid.UUID, Row]:
+        """Chunks of the collection by id, with their document's source path."""
+        async with self._connection(timeout_s) as (connection, deadline):
+            rows = await connection.fetch(
+                """
+                SELECT c.id, c.chunk_index, c.text, c.start_offset, c.end_offset,
+                       c.token_count, c.document_id, d.source_path
+                FROM chunks c JOIN documents d ON d.id = c.document_id
+                WHERE c.id = ANY($1::uuid[]) AND c.collection_id = $2
+                """,
+                list(set(chunk_ids)),
+                collection_id,
+                timeout=deadline.left(),
+            )
+        return {row["id"]: row for row in rows}
+
+    # Operations ----------------------------------------------------------------
+
+    async def create_operation(
+        self, kind: int, collection_id: str, source_path: str, state: int, timeout_s: float
+    ) -> Row | None:
+        """The new operation; None when the collection is absent."""
+        async with self._connection(timeout_s) as (connection, deadline):
+            row: Row | None = await connection.fetchrow(
+                """
+                INSERT INTO operations (id, kind, collection_id, source_path, state)
+                SELECT $1, $2, $3, $4, $5
+                WHERE EXISTS (SELECT 1 FROM collections WHERE id = $3)
+                RETURNING *
+                """,
+                uuid.uuid4(),
+                kind,
+                collection_id,
+                source_path,
+                state,
+                timeout=deadline.left(),
+            )
+            return row
+
+    async def get_operation(self, operation_id: uuid.UUID, timeout_s: float) -> Row | None:
+        async with self._connection(timeout_s) as (connection, deadline):
+            row: Row | None = await connection.fetchrow(
+                "SELECT * FROM operations WHERE id = $1", operation_id, timeout=deadline.left()
+            )
+            return row
+
+    async def list_operations(
+        self, after: tuple[datetime, uuid.UUID] | None, limit: int, timeout_s: float
+    ) -> list[Row]:
+        after_time, after_id = after if after is not None else (None, None)
+        async with self._connection(timeout_s) as (connection, deadline):
+            rows: list[Row] = await connection.fetch(
+                "SELECT * FROM operations"
+                " WHERE $1::timestamptz IS NULL OR (create_time, id) < ($1, $2::uuid)"
+                " ORDER BY create_time DESC, id DESC LIMIT $3",
+                after_time,
+                after_id,
+                limit,
+                timeout=deadline.left(),
+            )
+            return rows
+
+    async def update_operation(
+        self, operation_id: uuid.UUID, update: OperationUpdate, timeout_s: float
+    ) -> Row | None:
+        """The operation after the update; None when absent.
+
+        Raises OperationIsDone when a finished operation would change state;
+        re-sending the same final state (a retried call) is accepted.
+        """
+        progress = update.progress
+        counters = (
+            (None,) * 5
+            if progress is None
+            else (
+                progress.documents_total,
+                progress.documents_done,
+                progress.documents_failed,
+                progress.chunks_done,
+                progress.bytes_done,
+            )
+        )
+        async with (
+            self._connection(timeout_s) as (connection, deadline),
+            connection.transaction(),
+        ):
+            state = await connection.fetchval(
+                "SELECT state FROM operations WHERE id = $1 FOR UPDATE",
+                operation_id,
+                timeout=deadline.left(),
+            )
+            if state is None:
+                return None
+            if (
+                state in FINAL_OPERATION_STATES
+                and update.state is not None
+                and update.state != state
+            ):
+                raise OperationIsDone()
+            row: Row = await connection.fetchrow(
+                """
+                UPDATE operations SET
+                    state = COALESCE($2, state),
+                    documents_total = COALESCE($3, documents_total),
+                    documents_done = COALESCE($4, documents_done),
+                    documents_failed = COALESCE($5, documents_failed),
+                    chunks_done = COALESCE($6, chunks_done),
+                    bytes_done = COALESCE($7, bytes_done),
+                    document_errors = document_errors || $8::jsonb,
+                    error_message = CASE WHEN $9 = '' THEN error_message ELSE $9 END,
+                    update_time = now(),
+                    end_time = CASE WHEN COALESCE($2, state) IN (3, 4)
+                                    THEN COALESCE(end_time, now()) END
+                WHERE id = $1
+                RETURNING *
+                """,
+                operation_id,
+                update.state,
+                *counters,
+                update.document_errors,
+                update.error_message,
+                timeout=deadline.left(),
+            )
+            return row

@@ -1,0 +1,77 @@
+"""Fixtures of the indexer's tests: a real Redis, Edge stores, in-test fakes."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections.abc import AsyncIterator, Iterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from semantik.internal.v1 import metadata_pb2
+from semantik_runner.stores import RedisServer, free_port
+from services.indexer.edge_store import EdgeVectorStore
+from services.indexer.ingest import TokenSpans
+
+DIMS = 32
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis") / "data", free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def edge_store(tmp_path: Path) -> AsyncIterator[EdgeVectorStore]:
+    store = EdgeVectorStore(tmp_path / "vectors")
+    await store.open()
+    yield store
+    await store.close()
+
+
+def embed(text: str) -> list[float]:
+    """Hashed bag of words, L2-normalised: equal texts embed equally and
+    texts sharing words are near."""
+    vector = [0.0] * DIMS
+    for word in re.findall(r"\w+", text.lower()):
+        vector[int(hashlib.sha256(word.encode()).hexdigest(), 16) % DIMS] += 1.0
+    norm = math.sqrt(sum(v * v for v in vector)) or 1.0
+    return [v / norm for v in vector]
+
+
+class FakeEmbedder:
+    """Whitespace tokens with their offsets; vectors from `embed`."""
+
+    def __init__(self) -> None:
+        self.embed_calls: list[int] = []
+        self.tokenized: list[str] = []
+
+    async def tokenize(self, text: str) -> TokenSpans:
+        self.tokenized.append(text)
+        matches = list(re.finditer(r"\S+", text))
+        return TokenSpans([m.start() for m in matches], [m.end() for m in matches])
+
+    async def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
+        self.embed_calls.append(len(texts))
+        return [embed(text) for text in texts]
+
+
+class FakeMetadata:
+    """Keeps documents by source path, like the metadata service does."""
+
+    def __init__(self) -> None:
+        self.updates: list[metadata_pb2.UpdateOperationRequest] = []
+        self.documents: dict[str, metadata_pb2.UpsertDocumentRequest] = {}
+
+    async def update_operation(self, request: metadata_pb2.UpdateOperationRequest) -> None:
+        self.updates.append(request)
+
+    async def upsert_document(self, request: metadata_pb2.UpsertDocumentRequest) -> list[str]:
+        previous = self.documents.get(request.document.source_path)
+        self.documents[request.document.source_path] = request
+        return [] if previous is None else [c.chunk_id for c in previous.chunks]

@@ -1,0 +1,241 @@
+"""The import pipeline over a generated folder, with fakes of the embedder and metadata."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import grpc
+import pytest
+
+from semantik.v1 import document_pb2, operation_pb2
+from services.indexer.edge_store import EdgeVectorStore
+from services.indexer.ingest import (
+    Importer,
+    ImportSpec,
+    TransientImportError,
+    chunk_id,
+    find_documents,
+)
+from tests.indexer.conftest import DIMS, FakeEmbedder, FakeMetadata, embed
+
+WORDS = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa"]
+
+
+def prose(seed: int, words: int) -> str:
+    return " ".join(WORDS[(seed * 7 + i * (seed + 3)) % len(WORDS)] + str(i) for i in range(words))
+
+
+@pytest.fixture
+def source(tmp_path: Path) -> Path:
+    root = tmp_path / "docs"
+    (root / "nested" / "deep").mkdir(parents=True)
+    (root / "a.txt").write_text(prose(1, 95), encoding="utf-8")
+    (root / "b.md").write_text("# Title\n\n" + prose(2, 40), encoding="utf-8")
+    (root / "nested" / "deep" / "c.TXT").write_text(prose(3, 10), encoding="utf-8")
+    (root / "empty.txt").write_bytes(b"")
+    (root / "latin1.txt").write_bytes("caf\xe9 cr\xe8me".encode("latin-1"))
+    (root / "skip.pdf").write_bytes(b"%PDF")
+    (root / "notes.rst").write_text("not indexed", encoding="utf-8")
+    outside = tmp_path / "outside.txt"
+    outside.write_text("secret words outside the folder", encoding="utf-8")
+    (root / "escape.txt").symlink_to(outside)
+    (root / "inside-link.md").symlink_to(root / "b.md")
+    (tmp_path / "outside-dir").mkdir()
+    (tmp_path / "outside-dir" / "x.txt").write_text("more secrets", encoding="utf-8")
+    (root / "linked-dir").symlink_to(tmp_path / "outside-dir")
+    return root
+
+
+def spec(root: Path, operation_id: str = "op-1", chunk_tokens: int = 20) -> ImportSpec:
+    return ImportSpec(operation_id, "books", str(root), chunk_tokens, overlap_tokens=5)
+
+
+def make_importer(
+    store: EdgeVectorStore, embedder: object, metadata: FakeMetadata, batch: int = 4
+) -> Importer:
+    return Importer(store, embedder, metadata, embed_batch_texts=batch)  # type: ignore[arg-type]
+
+
+def test_find_documents_is_sorted_and_stays_inside(source: Path) -> None:
+    found = [p.relative_to(source).as_posix() for p in find_documents(source)]
+    assert found == [
+        "a.txt",
+        "b.md",
+        "empty.txt",
+        "inside-link.md",
+        "latin1.txt",
+        "nested/deep/c.TXT",
+    ]
+
+
+async def test_import_indexes_documents_and_reports(
+    edge_store: EdgeVectorStore, source: Path
+) -> None:
+    await edge_store.create_collection("books", DIMS)
+    embedder, metadata = FakeEmbedder(), FakeMetadata()
+    summary = await make_importer(edge_store, embedder, metadata).run(spec(source))
+
+    assert summary.state == operation_pb2.OPERATION_STATE_SUCCEEDED
+    assert (summary.documents_total, summary.documents_done, summary.documents_failed) == (6, 5, 1)
+    assert summary.errors == [(str(source / "latin1.txt"), "not valid UTF-8 (byte 3)")]
+
+    first, last = metadata.updates[0], metadata.updates[-1]
+    assert first.name == "operations/op-1"
+    assert first.state == operation_pb2.OPERATION_STATE_RUNNING
+    assert first.progress.documents_total == 6
+    assert last.state == operation_pb2.OPERATION_STATE_SUCCEEDED
+    assert last.progress.documents_done == 5
+    assert last.progress.documents_failed == 1
+    assert last.progress.chunks_done == summary.chunks_done
+    sent_errors = [e.source_path for u in metadata.updates for e in u.document_errors]
+    assert sent_errors == [str(source / "latin1.txt")]  # each error sent once
+    total_bytes = sum(p.stat().st_size for p in find_documents(source))
+    assert last.progress.bytes_done == total_bytes
+
+    a = metadata.documents[str(source / "a.txt")]
+    assert a.collection_id == "books"
+    assert a.document.state == document_pb2.DOCUMENT_STATE_INDEXED
+    assert a.document.mime_type == "text/plain"
+    assert a.document.size_bytes == (source / "a.txt").stat().st_size
+    assert a.document.modify_time.ToNanoseconds() == (source / "a.txt").stat().st_mtime_ns
+    assert len(a.document.content_hash) == 64
+    # 95 tokens, 20 per chunk, stride 15: windows start at 0, 15, ..., 75.
+    assert [c.token_count for c in a.chunks] == [20, 20, 20, 20, 20, 20]
+    text = (source / "a.txt").read_text(encoding="utf-8")
+    for record in a.chunks:
+        assert text[record.start_offset : record.end_offset] == record.text
+        assert record.chunk_id == chunk_id(
+            "books", str(source / "a.txt"), a.document.content_hash, record.chunk_index
+        )
+    assert metadata.documents[str(source / "b.md")].document.mime_type == "text/markdown"
+
+    empty = metadata.documents[str(source / "empty.txt")]
+    assert empty.document.state == document_pb2.DOCUMENT_STATE_INDEXED
+    assert empty.document.chunk_count == 0
+    failed = metadata.documents[str(source / "latin1.txt")]
+    assert failed.document.state == document_pb2.DOCUMENT_STATE_FAILED
+    assert failed.document.error.startswith("not valid UTF-8")
+    assert not failed.chunks
+
+    assert await edge_store.count("books") == summary.chunks_done
+    assert max(embedder.embed_calls) <= 4
+    # Every chunk's vector is stored under its id: it is its own nearest neighbour.
+    for record in a.chunks:
+        hits = await edge_store.query("books", embed(record.text), limit=1)
+        assert hits[0].chunk_id == record.chunk_id
+    assert not any("secret" in t for t in embedder.tokenized)
+
+
+async def test_import_again_is_idempotent(edge_store: EdgeVectorStore, source: Path) -> None:
+    await edge_store.create_collection("books", DIMS)
+    metadata = FakeMetadata()
+    importer = make_importer(edge_store, FakeEmbedder(), metadata)
+    first = await importer.run(spec(source))
+    ids_before = {p: [c.chunk_id for c in d.chunks] for p, d in metadata.documents.items()}
+    second = await importer.run(spec(source, "op-2"))
+    ids_after = {p: [c.chunk_id for c in d.chunks] for p, d in metadata.documents.items()}
+    assert ids_after == ids_before
+    assert second.chunks_done == first.chunks_done
+    # Replaced chunks that are the new chunks themselves stay stored.
+    assert await edge_store.count("books") == first.chunks_done
+
+
+async def test_changed_document_replaces_its_vectors(
+    edge_store: EdgeVectorStore, source: Path
+) -> None:
+    await edge_store.create_collection("books", DIMS)
+    metadata = FakeMetadata()
+    importer = make_importer(edge_store, FakeEmbedder(), metadata)
+    await importer.run(spec(source))
+    old = [c.chunk_id for c in metadata.documents[str(source / "a.txt")].chunks]
+    count_before = await edge_store.count("books")
+    (source / "a.txt").write_text(prose(9, 30), encoding="utf-8")  # 30 tokens: 2 chunks
+    await importer.run(spec(source, "op-2"))
+    new = [c.chunk_id for c in metadata.documents[str(source / "a.txt")].chunks]
+    assert len(new) == 2
+    assert not set(old) & set(new)
+    assert await edge_store.count("books") == count_before - len(old) + len(new)
+    hits = await edge_store.query("books", embed(prose(1, 95)), limit=100)
+    assert not set(old) & {h.chunk_id for h in hits}
+
+
+async def test_progress_is_throttled(edge_store: EdgeVectorStore, source: Path) -> None:
+    await edge_store.create_collection("books", DIMS)
+    now = [0.0]
+
+    def clock() -> float:
+        now[0] += 0.1  # every reading of the clock advances it 0.1 s
+        return now[0]
+
+    metadata = FakeMetadata()
+    importer = Importer(
+        edge_store,
+        FakeEmbedder(),
+        metadata,
+        embed_batch_texts=4,
+        progress_interval_s=0.25,
+        clock=clock,
+    )
+    await importer.run(spec(source))
+    states = [u.state for u in metadata.updates]
+    assert states[0] == states[1] == operation_pb2.OPERATION_STATE_RUNNING
+    assert states[-1] == operation_pb2.OPERATION_STATE_SUCCEEDED
+    # 6 documents, one clock reading each: reports after the 3rd and 6th, not after each.
+    assert len(states) == 4
+    done = [u.progress.documents_done + u.progress.documents_failed for u in metadata.updates]
+    assert done == sorted(done)
+
+
+async def test_missing_collection_fails_the_operation(
+    edge_store: EdgeVectorStore, source: Path
+) -> None:
+    metadata = FakeMetadata()
+    summary = await make_importer(edge_store, FakeEmbedder(), metadata).run(spec(source))
+    assert summary.state == operation_pb2.OPERATION_STATE_FAILED
+    assert metadata.updates[-1].state == operation_pb2.OPERATION_STATE_FAILED
+    assert "does not exist" in metadata.updates[-1].error_message
+
+
+class DownEmbedder(FakeEmbedder):
+    async def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
+        raise grpc.aio.AioRpcError(
+            grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(), grpc.aio.Metadata(), "embedder down"
+        )
+
+
+async def test_unavailable_embedder_retries_then_fails(
+    edge_store: EdgeVectorStore, source: Path
+) -> None:
+    await edge_store.create_collection("books", DIMS)
+    metadata = FakeMetadata()
+    importer = make_importer(edge_store, DownEmbedder(), metadata)
+    with pytest.raises(TransientImportError):
+        await importer.run(spec(source), final_try=False)
+    assert all(u.state == operation_pb2.OPERATION_STATE_RUNNING for u in metadata.updates)
+
+    summary = await importer.run(spec(source), final_try=True)
+    assert summary.state == operation_pb2.OPERATION_STATE_FAILED
+    assert metadata.updates[-1].error_message == "UNAVAILABLE: embedder down"
+
+
+class RejectingEmbedder(FakeEmbedder):
+    async def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
+        if any("Title" in t for t in texts):
+            raise grpc.aio.AioRpcError(
+                grpc.StatusCode.INVALID_ARGUMENT, grpc.aio.Metadata(), grpc.aio.Metadata(), "no"
+            )
+        return await super().embed_documents(texts)
+
+
+async def test_rejected_document_is_a_document_error(
+    edge_store: EdgeVectorStore, source: Path
+) -> None:
+    await edge_store.create_collection("books", DIMS)
+    os.remove(source / "inside-link.md")
+    metadata = FakeMetadata()
+    summary = await make_importer(edge_store, RejectingEmbedder(), metadata).run(spec(source))
+    assert summary.state == operation_pb2.OPERATION_STATE_SUCCEEDED
+    assert (str(source / "b.md"), "rejected by the embedder: no") in summary.errors
+    assert summary.documents_failed == 2
