@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from servicekit.config import ConfigError, env_int, env_str
+from servicekit.config import ConfigError, env_bool, env_int, env_str
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -23,6 +23,8 @@ class EmbedderConfig:
     max_batch_tokens: int
     max_queued_texts: int
     torch_num_threads: int
+    # Run a frozen TorchScript trace of the model when it matches eager.
+    torchscript: bool
 
     @classmethod
     def from_env(cls) -> EmbedderConfig:
@@ -36,6 +38,7 @@ class EmbedderConfig:
             # model busy, small enough that a queued text waits seconds, not minutes.
             max_queued_texts=env_int("EMBEDDER_MAX_QUEUED_TEXTS", 8192),
             torch_num_threads=env_int("TORCH_NUM_THREADS", os.cpu_count() or 1),
+            torchscript=env_bool("EMBEDDER_TORCHSCRIPT", True),
         )
         config.validate()
         return config

@@ -11,7 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -213,6 +214,8 @@ class EmbeddingModel:
         self.device = device
         self.precision = precision
         self._model = model
+        self._hidden_states: HiddenStates = _eager(model)
+        self.compiled = False
         self._pad_id = pad_id
         self._with_token_type_ids = with_token_type_ids
         # Two copies of the tokenizer, because truncation and padding are
@@ -258,7 +261,7 @@ class EmbeddingModel:
         if self._with_token_type_ids:
             inputs["token_type_ids"] = torch.zeros_like(inputs["input_ids"])
         with torch.inference_mode():
-            hidden = self._model(**inputs).last_hidden_state.float()
+            hidden = self._hidden_states(inputs).float()
             if self.pooling == "cls":
                 pooled = hidden[:, 0]
             else:
@@ -268,6 +271,47 @@ class EmbeddingModel:
             vectors: Vectors = normalised.cpu().numpy().astype(np.float32, copy=False)
         return vectors
 
+    def compile(self) -> None:
+        """Swap the eager forward for a frozen TorchScript trace when it is exact.
+
+        On a CPU most of a short query's forward pass is Python dispatch of
+        small operators; a frozen trace removes most of it (MiniLM, the 225
+        Cranfield queries one at a time, 2 cores: 8.4 ms eager, 5.2 ms
+        traced). The trace is taken on a padded batch so the attention-mask
+        path is the one recorded, then checked against the eager model on
+        other shapes; any difference, or a model that does not trace, keeps
+        the eager forward.
+        """
+        probe = _probe_inputs(self._pad_id, self._with_token_type_ids, self.device)
+        try:
+            # torch 2.13 marks TorchScript deprecated in favour of torch.compile,
+            # which on a CPU needs a C++ toolchain and a long compile at start;
+            # the verified trace keeps start-up at seconds. Its warnings are
+            # expected here and would only confuse the service log.
+            with torch.inference_mode(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                traced = torch.jit.freeze(
+                    torch.jit.trace(  # type: ignore[no-untyped-call]
+                        self._model, example_kwarg_inputs=probe, strict=False
+                    ).eval()
+                )
+                candidate = _traced(traced)
+                for check in (
+                    _probe_inputs(self._pad_id, self._with_token_type_ids, self.device, 3, 37),
+                    _probe_inputs(self._pad_id, self._with_token_type_ids, self.device, 1, 5),
+                ):
+                    valid = check["attention_mask"].bool()
+                    expected = self._hidden_states(check)[valid].float()
+                    got = candidate(check)[valid].float()
+                    if not torch.allclose(expected, got, atol=1e-4, rtol=1e-4):
+                        log.warning("traced %s differs from eager; keeping eager", self.name)
+                        return
+        except Exception as exc:  # a model that cannot be traced runs eagerly
+            log.warning("cannot trace %s (%s); keeping eager", self.name, exc)
+            return
+        self._hidden_states = candidate
+        self.compiled = True
+
     def embed(self, texts: Sequence[str]) -> Embeddings:
         """Encode and embed in one pass, without the batcher (warm-up, tools)."""
         encoded = self.encode(texts)
@@ -276,6 +320,48 @@ class EmbeddingModel:
             [len(e.ids) for e in encoded],
             [e.truncated for e in encoded],
         )
+
+
+HiddenStates = Callable[[dict[str, torch.Tensor]], torch.Tensor]
+"""Token-level hidden states for a batch of model inputs."""
+
+
+def _eager(model: torch.nn.Module) -> HiddenStates:
+    def run(inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        hidden: torch.Tensor = model(**inputs).last_hidden_state
+        return hidden
+
+    return run
+
+
+def _traced(module: Any) -> HiddenStates:
+    def run(inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        # Without graph optimisation: the profiling executor re-specialises
+        # the graph for every new sequence length, which made varied-length
+        # queries slower than eager (Cranfield queries: 6.4 ms optimised,
+        # 5.2 ms plain, 8.4 ms eager).
+        with torch.jit.optimized_execution(False):  # type: ignore[attr-defined]
+            hidden: torch.Tensor = module(**inputs)["last_hidden_state"]
+        return hidden
+
+    return run
+
+
+def _probe_inputs(
+    pad_id: int, with_token_type_ids: bool, device: torch.device, rows: int = 2, length: int = 12
+) -> dict[str, torch.Tensor]:
+    """A padded batch: every row but the first is shorter than the longest."""
+    generator = torch.Generator().manual_seed(0)
+    input_ids = torch.randint(1000, 2000, (rows, length), generator=generator)
+    mask = torch.ones_like(input_ids)
+    for row in range(1, rows):
+        cut = max(1, length - 3 * row)
+        input_ids[row, cut:] = pad_id
+        mask[row, cut:] = 0
+    inputs = {"input_ids": input_ids.to(device), "attention_mask": mask.to(device)}
+    if with_token_type_ids:
+        inputs["token_type_ids"] = torch.zeros_like(inputs["input_ids"])
+    return inputs
 
 
 def load_model(config: EmbedderConfig) -> EmbeddingModel:
@@ -311,8 +397,10 @@ def load_model(config: EmbedderConfig) -> EmbeddingModel:
         device=device,
         precision=config.quantization,
     )
+    if config.torchscript:
+        loaded.compile()
     log.info(
-        "loaded %s from %s: %d dimensions, %d tokens, %s on %s, %.1f MiB",
+        "loaded %s from %s: %d dimensions, %d tokens, %s on %s, %.1f MiB, %s",
         source.name,
         source.path,
         loaded.dimensions,
@@ -320,5 +408,6 @@ def load_model(config: EmbedderConfig) -> EmbeddingModel:
         loaded.precision,
         loaded.device,
         loaded.memory_bytes / 2**20,
+        "TorchScript" if loaded.compiled else "eager",
     )
     return loaded

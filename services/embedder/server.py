@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 
@@ -77,11 +78,16 @@ class EmbedderApp:
 
     async def _load_and_warm_up(self) -> None:
         try:
-            model = await asyncio.to_thread(self._load, self.config)
+            # Loading, tracing, warm-up and every forward pass run on this one
+            # thread, so torch keeps a single OpenMP worker team (see Batcher).
+            torch_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedder-torch")
+            loop = asyncio.get_running_loop()
+            model = await loop.run_in_executor(torch_thread, self._load, self.config)
             self._batcher = Batcher(
                 model,
                 max_batch_tokens=self.config.max_batch_tokens,
                 max_queued_texts=max(self.config.max_queued_texts, 1),
+                executor=torch_thread,
             )
             self._batcher.start()
             for _ in range(3):

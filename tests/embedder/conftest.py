@@ -32,6 +32,7 @@ BASE_CONFIG = EmbedderConfig(
     max_batch_tokens=16384,
     max_queued_texts=8192,
     torch_num_threads=2,
+    torchscript=True,
 )
 
 # Real sentences of different lengths, languages and styles; the last one is

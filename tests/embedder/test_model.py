@@ -50,6 +50,14 @@ def test_batched_embeddings_do_not_depend_on_padding(model: EmbeddingModel) -> N
     assert cosine_rows(alone, together).min() >= 0.99999
 
 
+def test_torchscript_trace_is_used_and_equals_eager(model: EmbeddingModel) -> None:
+    assert model.compiled, "MiniLM should run as a verified TorchScript trace"
+    eager = load_model(config(torchscript=False))
+    assert not eager.compiled
+    texts = SENTENCES[:5] + SENTENCES[-1:]
+    assert cosine_rows(model.embed(texts).vectors, eager.embed(texts).vectors).min() >= 0.999999
+
+
 def test_tampered_weights_are_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model: EmbeddingModel
 ) -> None:
