@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s semantik-run %(message)s")
 
-    mesh = Mesh(args.data_dir, MeshPorts())
+    mesh = Mesh(args.data_dir, MeshPorts.from_env())
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

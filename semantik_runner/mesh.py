@@ -16,6 +16,7 @@ from pathlib import Path
 from semantik_runner.envoy import EnvoyProcess
 from semantik_runner.services import ServiceProcess
 from semantik_runner.stores import PostgresServer, RedisServer, free_port
+from servicekit.config import env_int
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,17 @@ class MeshPorts:
     @classmethod
     def free(cls) -> MeshPorts:
         return cls(**{name: free_port() for name in cls.__dataclass_fields__})
+
+    @classmethod
+    def from_env(cls) -> MeshPorts:
+        """Defaults, each overridable as SEMANTIK_<NAME>_PORT (e.g. SEMANTIK_ENVOY_PORT)."""
+        defaults = cls()
+        return cls(
+            **{
+                name: env_int(f"SEMANTIK_{name.upper()}_PORT", getattr(defaults, name))
+                for name in cls.__dataclass_fields__
+            }
+        )
 
 
 @dataclass

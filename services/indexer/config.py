@@ -23,6 +23,8 @@ class IndexerConfig:
     worker_jobs: int
     # Chunk texts per Embed call.
     embed_batch_texts: int
+    # Documents of one import processed at the same time.
+    document_concurrency: int
 
     @classmethod
     def from_env(cls) -> IndexerConfig:
@@ -36,9 +38,12 @@ class IndexerConfig:
             run_worker=env_bool("INDEXER_RUN_WORKER", True),
             worker_jobs=env_int("INDEXER_WORKER_JOBS", 2),
             embed_batch_texts=env_int("EMBED_BATCH_TEXTS", 64),
+            document_concurrency=env_int("INDEXER_DOCUMENT_CONCURRENCY", 8),
         )
         if config.worker_jobs < 1:
             raise ConfigError("INDEXER_WORKER_JOBS must be at least 1")
         if config.embed_batch_texts < 1:
             raise ConfigError("EMBED_BATCH_TEXTS must be at least 1")
+        if config.document_concurrency < 1:
+            raise ConfigError("INDEXER_DOCUMENT_CONCURRENCY must be at least 1")
         return config

@@ -212,6 +212,7 @@ class Importer:
         metadata: Metadata,
         *,
         embed_batch_texts: int = 64,
+        document_concurrency: int = 8,
         progress_interval_s: float = PROGRESS_INTERVAL_S,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -219,6 +220,7 @@ class Importer:
         self.embedder = embedder
         self.metadata = metadata
         self.embed_batch_texts = embed_batch_texts
+        self.document_concurrency = document_concurrency
         self.progress_interval_s = progress_interval_s
         self.clock = clock
 
@@ -260,10 +262,26 @@ class _Run:
         paths = await asyncio.to_thread(find_documents, Path(spec.source_path))
         self.summary.documents_total = len(paths)
         await self._report(operation_pb2.OPERATION_STATE_RUNNING)
-        for path in paths:
-            await self._index(path)
-            if self.importer.clock() - self.last_report >= self.importer.progress_interval_s:
-                await self._report(operation_pb2.OPERATION_STATE_RUNNING)
+        # Several documents in flight at once: their embedding requests meet
+        # in the embedder's batcher and share forward passes, where one
+        # document at a time would send batches of one or two chunks.
+        slots = asyncio.Semaphore(self.importer.document_concurrency)
+
+        async def index_one(path: Path) -> None:
+            async with slots:
+                await self._index(path)
+                if self.importer.clock() - self.last_report >= self.importer.progress_interval_s:
+                    self.last_report = self.importer.clock()
+                    await self._report(operation_pb2.OPERATION_STATE_RUNNING)
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                for path in paths:
+                    group.create_task(index_one(path))
+        except ExceptionGroup as failed:
+            # The first failure stops the run (the rest were cancelled by it);
+            # its type decides between a retry and a failed operation.
+            raise failed.exceptions[0] from None
         await store.optimize(spec.collection_id)
         self.summary.state = operation_pb2.OPERATION_STATE_SUCCEEDED
         await self._report(operation_pb2.OPERATION_STATE_SUCCEEDED)

@@ -42,6 +42,7 @@ async def serve(config: IndexerConfig) -> None:
         EmbedderClient(embedder_channel),
         MetadataClient(metadata_channel),
         embed_batch_texts=config.embed_batch_texts,
+        document_concurrency=config.document_concurrency,
     )
     worker = (
         jobs.InProcessWorker(config.redis_url, jobs.runner_for(importer), config.worker_jobs)

@@ -31,6 +31,7 @@ async def run(config: IndexerConfig) -> None:
         EmbedderClient(embedder_channel),
         MetadataClient(metadata_channel),
         embed_batch_texts=config.embed_batch_texts,
+        document_concurrency=config.document_concurrency,
     )
     try:
         await jobs.run_standalone(config.redis_url, jobs.runner_for(importer), config.worker_jobs)

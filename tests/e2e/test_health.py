@@ -81,7 +81,7 @@ def test_losing_redis_turns_indexer_not_serving(mesh: Mesh) -> None:
     _wait_status(mesh.gateway.address, SERVING)
 
 
-def test_sigterm_goes_not_serving_then_exits(mesh: Mesh) -> None:
+def test_sigterm_goes_not_serving_then_exits_and_traces_are_exported(mesh: Mesh) -> None:
     address = f"{HOST}:{free_port()}"
     env = {
         **os.environ,
@@ -90,21 +90,27 @@ def test_sigterm_goes_not_serving_then_exits(mesh: Mesh) -> None:
         "INDEXER_TARGET": mesh.indexer.address,
         "METADATA_TARGET": mesh.metadata.address,
         "SHUTDOWN_DELAY_S": "3",
+        "OTEL_TRACES_EXPORTER": "console",
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "services.gateway"],
         env=env,
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
+        text=True,
     )
     try:
         _wait_status(address, SERVING)
         process.send_signal(signal.SIGTERM)
         _wait_status(address, NOT_SERVING, timeout_s=3)
-        assert process.wait(30) == 0
+        spans, _ = process.communicate(timeout=30)
+        assert process.returncode == 0
     finally:
         if process.poll() is None:
             process.kill()
+    # One env var turned the console exporter on: the server interceptor's
+    # spans of the health checks above were printed at shutdown.
+    assert '"name": "/grpc.health.v1.Health/Check"' in spans
 
 
 def test_reflection_lists_the_services_to_buf_curl(mesh: Mesh, api: Api) -> None:

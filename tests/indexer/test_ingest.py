@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -239,3 +240,40 @@ async def test_rejected_document_is_a_document_error(
     assert summary.state == operation_pb2.OPERATION_STATE_SUCCEEDED
     assert (str(source / "b.md"), "rejected by the embedder: no") in summary.errors
     assert summary.documents_failed == 2
+
+
+class GatedEmbedder(FakeEmbedder):
+    """Counts how many embed calls are in flight at the same time."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.in_flight = 0
+        self.most_in_flight = 0
+
+    async def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        await asyncio.sleep(0.01)  # let other documents reach the embedder
+        self.in_flight -= 1
+        return await super().embed_documents(texts)
+
+
+@pytest.mark.parametrize(("concurrency", "expected"), [(1, 1), (4, 4)])
+async def test_documents_reach_the_embedder_together(
+    edge_store: EdgeVectorStore, tmp_path: Path, concurrency: int, expected: int
+) -> None:
+    for number in range(12):
+        (tmp_path / f"doc-{number:02}.txt").write_text(prose(number, 30), encoding="utf-8")
+    await edge_store.create_collection("books", DIMS)
+    embedder = GatedEmbedder()
+    metadata = FakeMetadata()
+    importer = Importer(
+        edge_store,
+        embedder,  # type: ignore[arg-type]
+        metadata,  # type: ignore[arg-type]
+        document_concurrency=concurrency,
+    )
+    summary = await importer.run(spec(tmp_path))
+    assert summary.documents_done == 12
+    assert len(metadata.documents) == 12
+    assert embedder.most_in_flight == expected
