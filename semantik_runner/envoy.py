@@ -15,7 +15,6 @@ import importlib
 import ipaddress
 import json
 import signal
-import socket
 import string
 import subprocess
 import sys
@@ -24,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from google.protobuf import descriptor_pb2
+
+from semantik_runner.processes import stop_child
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE_PATH = REPO_ROOT / "envoy" / "envoy.yaml.tmpl"
@@ -283,20 +284,7 @@ class EnvoyProcess:
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """SIGTERM (Envoy exits at once), SIGKILL after `timeout_s`."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+        stop_child(self.process, signal.SIGTERM, timeout_s)
 
 
 # Deployment copies of the config: Envoy in its own container, the gateway

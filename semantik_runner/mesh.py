@@ -8,14 +8,14 @@ stop order is the reverse, so nothing loses a store while it still writes.
 from __future__ import annotations
 
 import logging
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from semantik_runner.envoy import EnvoyProcess
+from semantik_runner.ports import free_port
 from semantik_runner.services import ServiceProcess
-from semantik_runner.stores import PostgresServer, RedisServer, free_port
+from semantik_runner.stores import PostgresServer, RedisServer
 from servicekit.config import env_int
 
 log = logging.getLogger(__name__)
@@ -146,8 +146,3 @@ class Mesh:
             svc.stop()
         self.redis.stop()
         self.postgres.stop()
-
-    def wait_all_serving(self, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        for svc in self.services:
-            svc.wait_serving(max(deadline - time.monotonic(), 0.1))

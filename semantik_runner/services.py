@@ -13,6 +13,8 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from semantik_runner.processes import stop_child
+
 
 @dataclass
 class ServiceProcess:
@@ -62,11 +64,4 @@ class ServiceProcess:
 
     def stop(self, timeout_s: float = 20.0) -> None:
         """SIGTERM: the service goes NOT_SERVING, drains, and exits."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_child(self.process, signal.SIGTERM, timeout_s)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import pwd
 import signal
-import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -28,27 +27,13 @@ from pgserver.utils import (
     ensure_user_exists,
 )
 
+from semantik_runner.ports import wait_for_port
+from semantik_runner.processes import stop_child
+
 PG_BIN = Path(pgserver.__file__).parent / "pginstall" / "bin"
 # PostgreSQL refuses to run as root; as root we run it as this system user
 # (the same one pgserver itself uses).
 PG_SYSTEM_USER = "pgserver"
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for_port(host: str, port: int, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection((host, port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on {host}:{port} after {timeout_s:.0f}s")
 
 
 def _run_as() -> str | None:
@@ -178,14 +163,7 @@ class PostgresServer:
 
     def stop(self, timeout_s: float = 30.0) -> None:
         """Fast shutdown: active transactions roll back, committed data stays."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGINT)
-        try:
-            self.process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_child(self.process, signal.SIGINT, timeout_s)
 
 
 @dataclass
@@ -228,11 +206,4 @@ class RedisServer:
         wait_for_port(self.host, self.port, timeout_s)
 
     def stop(self, timeout_s: float = 15.0) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_child(self.process, signal.SIGTERM, timeout_s)

@@ -8,6 +8,8 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import grpc
@@ -15,7 +17,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from semantik.v1 import collection_pb2
 from semantik_runner.mesh import HOST, Mesh
-from semantik_runner.stores import free_port
+from semantik_runner.ports import free_port
 from tests.e2e.conftest import Api
 
 REPO = Path(__file__).resolve().parents[2]
@@ -42,6 +44,22 @@ def _wait_status(address: str, wanted: int, timeout_s: float = 30.0) -> None:
     raise AssertionError(f"{address} did not reach status {wanted} in {timeout_s}s")
 
 
+def _wait_envoy_ready(mesh: Mesh, wanted: int, timeout_s: float = 30.0) -> None:
+    """Envoy's own /ready follows the gateway's readiness."""
+    deadline = time.monotonic() + timeout_s
+    code = 0
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{mesh.json_url}/ready", timeout=2) as response:
+                code = response.status
+        except urllib.error.HTTPError as error:
+            code = error.code
+        if code == wanted:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"envoy /ready answered {code}, not {wanted}, for {timeout_s}s")
+
+
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
@@ -57,6 +75,7 @@ def test_losing_postgres_turns_metadata_and_gateway_not_serving(mesh: Mesh, api:
     try:
         _wait_status(mesh.metadata.address, NOT_SERVING)
         _wait_status(mesh.gateway.address, NOT_SERVING)
+        _wait_envoy_ready(mesh, 503)
         # Liveness: the processes still answer.
         assert _status(mesh.metadata.address, "liveness") == SERVING
         assert _status(mesh.embedder.address) == SERVING
@@ -64,6 +83,7 @@ def test_losing_postgres_turns_metadata_and_gateway_not_serving(mesh: Mesh, api:
         mesh.postgres.start()
     _wait_status(mesh.metadata.address, SERVING)
     _wait_status(mesh.gateway.address, SERVING)
+    _wait_envoy_ready(mesh, 200)
     kept = api.collections.GetCollection(
         collection_pb2.GetCollectionRequest(name="collections/e2e-survives"), timeout=30
     )

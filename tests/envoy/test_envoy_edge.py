@@ -24,7 +24,8 @@ from google.protobuf import empty_pb2, timestamp_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from semantik.v1 import collection_pb2, collection_pb2_grpc
-from semantik_runner.envoy import DESCRIPTOR_PATH, EnvoyProcess, free_port
+from semantik_runner.envoy import DESCRIPTOR_PATH, EnvoyProcess
+from semantik_runner.ports import free_port
 from servicekit.errors import invalid_argument, not_found
 from servicekit.server import ErrorInterceptor
 

@@ -11,7 +11,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from semantik_runner.envoy import free_port
+from semantik_runner.ports import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

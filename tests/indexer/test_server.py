@@ -16,7 +16,8 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from semantik.internal.v1 import indexer_pb2, indexer_pb2_grpc
-from semantik_runner.stores import RedisServer, free_port
+from semantik_runner.ports import free_port
+from semantik_runner.stores import RedisServer
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -27,7 +27,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
 from semantik.internal.v1 import metadata_pb2_grpc
-from semantik_runner.stores import PostgresServer, free_port
+from semantik_runner.ports import free_port
+from semantik_runner.stores import PostgresServer
 
 REPO = Path(__file__).resolve().parents[2]
 SERVING = health_pb2.HealthCheckResponse.SERVING

@@ -9,7 +9,8 @@ import grpc
 
 from semantik.internal.v1 import metadata_pb2, metadata_pb2_grpc
 from semantik.v1 import collection_pb2
-from semantik_runner.stores import PostgresServer, free_port
+from semantik_runner.ports import free_port
+from semantik_runner.stores import PostgresServer
 from tests.metadata.conftest import (
     NOT_SERVING,
     SERVING,
