@@ -27,3 +27,6 @@ format:
 
 bench-search:   ## index Cranfield, run its 225 queries over JSON and gRPC
 	scripts/bootstrap.sh --dev && .venv/bin/python -m bench.search
+
+# Targets owned by one service or benchmark live beside it in make/*.mk.
+-include make/*.mk
