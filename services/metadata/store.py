@@ -25,6 +25,7 @@ import grpc
 from servicekit.errors import ServiceError, already_exists, unavailable
 from services.metadata import schema
 from services.metadata.config import MetadataConfig
+from services.metadata.partitions import partition_key
 from services.metadata.resources import FINAL_OPERATION_STATES, Row
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,13 @@ COLLECTION_STATS = """
         FROM documents d WHERE d.collection_id = c.id
     ) s ON true
 """
+# asyncpg's max_inactive_connection_lifetime: idle connections (the overflow
+# above DB_POOL_SIZE, after a burst) are closed after this long.
+OVERFLOW_IDLE_S = 60.0
+STATEMENT_CACHE_SIZE = 256
+
 CHUNK_COLUMNS = (
+    "partition_key",
     "id",
     "document_id",
     "collection_id",
@@ -65,7 +72,19 @@ CHUNK_COLUMNS = (
     "start_offset",
     "end_offset",
     "token_count",
+    "page",
 )
+
+
+# One round trip for any number of ids. `partition_key = $3` prunes to the
+# collection's one partition, at plan time with a custom plan and at executor
+# start with a generic one (a test checks both with EXPLAIN).
+HYDRATE_SQL = """
+    SELECT c.id, c.chunk_index, c.text, c.start_offset, c.end_offset,
+           c.token_count, c.page, c.document_id, d.source_path
+    FROM chunks c JOIN documents d ON d.id = c.document_id
+    WHERE c.partition_key = $3 AND c.collection_id = $2 AND c.id = ANY($1::uuid[])
+"""
 
 
 class Deadline:
@@ -117,6 +136,7 @@ class NewChunk:
     start_offset: int
     end_offset: int
     token_count: int
+    page: int = 0
 
 
 @dataclass(frozen=True)
@@ -158,6 +178,8 @@ class MetadataStore:
         self._schema_wanted.set()
         self._schema_error = "not migrated yet"
         self._schema_task: asyncio.Task[None] | None = None
+        self._recycle_task: asyncio.Task[None] | None = None
+        self.recycles = 0
 
     # Life cycle -------------------------------------------------------------
 
@@ -166,10 +188,11 @@ class MetadataStore:
         self._schema_task = asyncio.create_task(self._keep_schema(), name="metadata-schema")
 
     async def close(self) -> None:
-        if self._schema_task is not None:
-            self._schema_task.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._schema_task
+        for task in (self._schema_task, self._recycle_task):
+            if task is not None:
+                task.cancel()
+                with suppress(asyncio.CancelledError):
+                    await task
         if self._pool is not None:
             try:
                 await asyncio.wait_for(self._pool.close(), timeout=5)
@@ -225,16 +248,64 @@ class MetadataStore:
             if self._pool is None:
                 # With min_size > 0 this connects, and fails while PostgreSQL
                 # is down; the pool is then made again by the next call.
+                config = self._config
                 self._pool = await asyncpg.create_pool(
-                    self._config.database_url,
-                    min_size=self._config.pool_min_size,
-                    max_size=self._config.pool_size,
-                    command_timeout=self._config.command_timeout_s,
-                    max_inactive_connection_lifetime=60.0,
+                    config.database_url,
+                    min_size=config.pool_min_size,
+                    max_size=config.pool_max_size,
+                    command_timeout=config.command_timeout_s,
+                    max_inactive_connection_lifetime=OVERFLOW_IDLE_S,
                     init=_init_connection,
                     timeout=min(deadline.left(), 10.0),
+                    # Statements are prepared once per connection and reused
+                    # (asyncpg's statement cache); every query here is a fixed
+                    # string with $n parameters, so the cache always hits.
+                    statement_cache_size=STATEMENT_CACHE_SIZE,
+                    server_settings={
+                        "application_name": "semantik-metadata",
+                        # Backstop for a client that vanishes mid-statement;
+                        # requests are bounded tighter by their deadline.
+                        "statement_timeout": str(int(config.command_timeout_s * 1000)),
+                        "idle_in_transaction_session_timeout": str(
+                            int(config.command_timeout_s * 1000)
+                        ),
+                    },
                 )
+                if config.pool_recycle_s > 0 and self._recycle_task is None:
+                    self._recycle_task = asyncio.create_task(
+                        self._recycle(config.pool_recycle_s), name="metadata-pool-recycle"
+                    )
             return self._pool
+
+    async def _recycle(self, every_s: float) -> None:
+        """DB_POOL_RECYCLE: no connection lives longer than `every_s`.
+
+        asyncpg has no per-connection age limit; expiring the whole pool on a
+        timer gives the same bound: a connection made after one tick is
+        closed at the next (idle ones at once, busy ones when released).
+        """
+        while True:
+            await asyncio.sleep(every_s)
+            if self._pool is not None:
+                self._pool.expire_connections()
+                self.recycles += 1
+
+    async def _acquire(self, pool: Any, deadline: Deadline) -> Any:
+        """A connection from the pool; with DB_POOL_PRE_PING, one that answered."""
+        acquire_s = min(deadline.left(), self._config.pool_timeout_s)
+        connection = await pool.acquire(timeout=acquire_s)
+        if not self._config.pool_pre_ping:
+            return connection
+        try:
+            await connection.execute("SELECT 1", timeout=min(deadline.left(), 5.0))
+            return connection
+        except CONNECTION_ERRORS:
+            # Dead (the server restarted since): this connection and its
+            # siblings are stale. Drop them all and take a fresh one.
+            await pool.release(connection)
+            pool.expire_connections()
+        acquire_s = min(deadline.left(), self._config.pool_timeout_s)
+        return await pool.acquire(timeout=acquire_s)
 
     @asynccontextmanager
     async def _connection(self, timeout_s: float) -> AsyncIterator[tuple[Any, Deadline]]:
@@ -245,10 +316,12 @@ class MetadataStore:
         acquired = False
         try:
             pool = await self._get_pool(deadline)
-            acquire_s = min(deadline.left(), self._config.pool_timeout_s)
-            async with pool.acquire(timeout=acquire_s) as connection:
-                acquired = True
+            connection = await self._acquire(pool, deadline)
+            acquired = True
+            try:
                 yield connection, deadline
+            finally:
+                await pool.release(connection)
         except ServiceError:
             raise
         except (TimeoutError, asyncpg.QueryCanceledError) as exc:
@@ -319,15 +392,29 @@ class MetadataStore:
     async def delete_collection(self, collection_id: str, timeout_s: float) -> bool:
         """Deletes the collection; its documents and chunks go by cascade.
 
-        Its operations stay, as the history of what ran.
+        Its operations stay, as the history of what ran. Chunks are deleted
+        in the same transaction.
         """
-        async with self._connection(timeout_s) as (connection, deadline):
+        async with (
+            self._connection(timeout_s) as (connection, deadline),
+            connection.transaction(),
+        ):
             deleted = await connection.fetchval(
                 "DELETE FROM collections WHERE id = $1 RETURNING id",
                 collection_id,
                 timeout=deadline.left(),
             )
-            return deleted is not None
+            if deleted is None:
+                return False
+            # chunks.document_id is not a foreign key (it would cost COPY a
+            # per-row check), so the chunks go here, from one partition.
+            await connection.execute(
+                "DELETE FROM chunks WHERE partition_key = $1 AND collection_id = $2",
+                partition_key(collection_id),
+                collection_id,
+                timeout=deadline.left(),
+            )
+            return True
 
     # Documents -----------------------------------------------------------------
 
@@ -339,6 +426,7 @@ class MetadataStore:
         Returns the stored row and the chunk ids of the replaced version that
         the new version does not reuse; None when the collection is absent.
         """
+        key = partition_key(document.collection_id)
         async with self._connection(timeout_s) as (connection, deadline):
             try:
                 async with connection.transaction():
@@ -371,8 +459,10 @@ class MetadataStore:
                         timeout=deadline.left(),
                     )
                     old_ids = await connection.fetch(
-                        "DELETE FROM chunks WHERE document_id = $1 RETURNING id",
+                        "DELETE FROM chunks WHERE partition_key = $2 AND document_id = $1"
+                        " RETURNING id",
                         row["id"],
+                        key,
                         timeout=deadline.left(),
                     )
                     if chunks:
@@ -381,6 +471,7 @@ class MetadataStore:
                             columns=CHUNK_COLUMNS,
                             records=[
                                 (
+                                    key,
                                     chunk.id,
                                     row["id"],
                                     document.collection_id,
@@ -389,6 +480,7 @@ class MetadataStore:
                                     chunk.start_offset,
                                     chunk.end_offset,
                                     chunk.token_count,
+                                    chunk.page,
                                 )
                                 for chunk in chunks
                             ],
@@ -446,14 +538,10 @@ class MetadataStore:
         """Chunks of the collection by id, with their document's source path."""
         async with self._connection(timeout_s) as (connection, deadline):
             rows = await connection.fetch(
-                """
-                SELECT c.id, c.chunk_index, c.text, c.start_offset, c.end_offset,
-                       c.token_count, c.document_id, d.source_path
-                FROM chunks c JOIN documents d ON d.id = c.document_id
-                WHERE c.id = ANY($1::uuid[]) AND c.collection_id = $2
-                """,
+                HYDRATE_SQL,
                 list(set(chunk_ids)),
                 collection_id,
+                partition_key(collection_id),
                 timeout=deadline.left(),
             )
         return {row["id"]: row for row in rows}

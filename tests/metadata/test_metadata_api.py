@@ -583,3 +583,30 @@ async def test_caller_deadline_bounds_the_database_wait(stub: Any, postgres: Any
         await blocker.close()
     after = await stub.GetOperation(metadata_pb2.GetOperationRequest(name=created.name))
     assert after.operation.state == operation_pb2.OPERATION_STATE_PENDING
+
+
+async def test_retried_upserts_never_duplicate(stub: Any, postgres: Any) -> None:
+    await create_collection(stub, "retries")
+    # The indexer's chunk ids are a function of (collection, path, content
+    # hash, index), so a retried job sends exactly the same request.
+    chunks = [
+        chunk(f"retry {i}", i, str(uuid.uuid5(uuid.NAMESPACE_URL, f"r{i}"))) for i in range(5)
+    ]
+    first = await upsert(stub, "retries", "/r.txt", chunks)
+    again = await upsert(stub, "retries", "/r.txt", chunks)
+    racing = await asyncio.gather(*(upsert(stub, "retries", "/r.txt", chunks) for _ in range(4)))
+    for response in (again, *racing):
+        assert response.document.name == first.document.name
+        assert list(response.replaced_chunk_ids) == []
+        assert response.document.chunk_count == 5
+    connection = await asyncpg.connect(postgres.url)
+    try:
+        counts = await connection.fetchrow(
+            "SELECT (SELECT count(*) FROM documents WHERE collection_id = 'retries') AS documents,"
+            " (SELECT count(*) FROM chunks WHERE collection_id = 'retries') AS chunks"
+        )
+    finally:
+        await connection.close()
+    assert (counts["documents"], counts["chunks"]) == (1, 5)
+    collection = await get_collection(stub, "retries")
+    assert (collection.document_count, collection.chunk_count) == (1, 5)

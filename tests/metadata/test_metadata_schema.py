@@ -1,4 +1,5 @@
-"""The Alembic migrations on a real PostgreSQL: up, down to nothing, up again."""
+"""The Alembic migrations on a real PostgreSQL: up, down to nothing, up again;
+the models agree with them; 0001 data survives 0002 both ways."""
 
 from __future__ import annotations
 
@@ -9,12 +10,26 @@ from collections.abc import AsyncIterator
 
 import asyncpg  # type: ignore[import-untyped]
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
 
 from semantik_runner.stores import PostgresServer
-from services.metadata import schema
+from services.metadata import models, schema
+from services.metadata.partitions import PARTITION_COUNT, partition_key, partition_name
 from tests.metadata.conftest import REPO
 
-TABLES = {"collections", "documents", "chunks", "operations"}
+TABLES_0001 = {"collections", "documents", "chunks", "operations"}
+PARTITIONS = {partition_name(key) for key in range(PARTITION_COUNT)}
+TABLES = TABLES_0001 | {"users", "roles", "user_roles", "api_keys"} | PARTITIONS
+VIEWS = {
+    "chunk_partition_rows",
+    "chunk_partition_skew",
+    "chunk_partition_hot",
+    "chunk_partition_collections",
+}
 
 
 @pytest.fixture
@@ -33,7 +48,10 @@ async def scratch_url(postgres: PostgresServer) -> AsyncIterator[str]:
 async def tables_and_version(url: str) -> tuple[set[str], str | None]:
     connection = await asyncpg.connect(url)
     try:
-        rows = await connection.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        rows = await connection.fetch(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+            " UNION ALL SELECT viewname FROM pg_views WHERE schemaname = 'public'"
+        )
         tables = {row["tablename"] for row in rows}
         version = None
         if "alembic_version" in tables:
@@ -62,7 +80,7 @@ async def test_upgrade_downgrade_upgrade(scratch_url: str) -> None:
 
     # The service's own path (async engine, asyncpg driver).
     await schema.migrate(scratch_url)
-    assert await tables_and_version(scratch_url) == (TABLES, schema.head_revision())
+    assert await tables_and_version(scratch_url) == (TABLES | VIEWS, schema.head_revision())
     # Migrating again at head is a no-op, as on every service start.
     await schema.migrate(scratch_url)
 
@@ -71,8 +89,75 @@ async def test_upgrade_downgrade_upgrade(scratch_url: str) -> None:
 
     # The command-line path through env.py.
     alembic_cli(scratch_url, "upgrade", "head")
-    assert await tables_and_version(scratch_url) == (TABLES, schema.head_revision())
+    assert await tables_and_version(scratch_url) == (TABLES | VIEWS, schema.head_revision())
     alembic_cli(scratch_url, "downgrade", "base")
     assert await tables_and_version(scratch_url) == (set(), None)
     alembic_cli(scratch_url, "upgrade", "head")
-    assert await tables_and_version(scratch_url) == (TABLES, schema.head_revision())
+    assert await tables_and_version(scratch_url) == (TABLES | VIEWS, schema.head_revision())
+
+
+async def test_models_agree_with_the_migrations(scratch_url: str) -> None:
+    await schema.migrate(scratch_url)
+    engine = create_async_engine(schema.sqlalchemy_url(scratch_url), poolclass=NullPool)
+
+    def include_name(name: str | None, type_: str, parent: object) -> bool:
+        # Partitions belong to `chunks`; alembic_version to Alembic.
+        return not (type_ == "table" and (name in PARTITIONS or name == "alembic_version"))
+
+    def compare(connection: Connection) -> list[object]:
+        context = MigrationContext.configure(
+            connection,
+            opts={
+                "compare_type": True,
+                "compare_server_default": True,
+                "include_name": include_name,
+            },
+        )
+        return list(compare_metadata(context, models.metadata))
+
+    try:
+        async with engine.connect() as connection:
+            differences = await connection.run_sync(compare)
+    finally:
+        await engine.dispose()
+    assert differences == []
+
+
+async def test_0001_chunks_move_into_partitions_and_back(scratch_url: str) -> None:
+    await schema.migrate(scratch_url, "0001")
+    connection = await asyncpg.connect(scratch_url)
+    try:
+        for collection_id in ("alpha", "beta"):
+            await connection.execute(
+                "INSERT INTO collections (id, chunk_tokens, overlap_tokens) VALUES ($1, 200, 40)",
+                collection_id,
+            )
+            document_id = await connection.fetchval(
+                "INSERT INTO documents (id, collection_id, source_path, state)"
+                " VALUES (gen_random_uuid(), $1, '/a', 1) RETURNING id",
+                collection_id,
+            )
+            await connection.execute(
+                "INSERT INTO chunks (id, document_id, collection_id, chunk_index, text,"
+                " start_offset, end_offset, token_count)"
+                " SELECT gen_random_uuid(), $1, $2, i, 'text ' || i, 0, 5, 1"
+                " FROM generate_series(0, 9) i",
+                document_id,
+                collection_id,
+            )
+        before = await connection.fetch("SELECT * FROM chunks ORDER BY id")
+
+        await schema.migrate(scratch_url)
+        placed = await connection.fetch(
+            "SELECT tableoid::regclass::text AS part, partition_key, collection_id FROM chunks"
+        )
+        assert len(placed) == 20
+        for row in placed:
+            assert row["partition_key"] == partition_key(row["collection_id"])
+            assert row["part"] == partition_name(row["partition_key"])
+
+        await schema.migrate(scratch_url, "0001", downgrade=True)
+        after = await connection.fetch("SELECT * FROM chunks ORDER BY id")
+        assert [dict(r) for r in after] == [dict(r) for r in before]
+    finally:
+        await connection.close()

@@ -1,0 +1,168 @@
+"""The schema at head as SQLAlchemy table metadata.
+
+Not used to query (the store speaks SQL through asyncpg); it is the
+declarative statement of what the migrations build, and a test compares it
+with a freshly migrated database through Alembic's autogenerate
+(`compare_metadata`), so a migration that drifts from it fails CI.
+Partitions (`chunks_p00`…), views and the partition-key function are checked
+by their own tests, as autogenerate does not see them.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+metadata = sa.MetaData()
+NOW = sa.text("now()")
+
+
+def _timestamp(name: str, nullable: bool = False) -> sa.Column[object]:
+    return sa.Column(
+        name,
+        sa.TIMESTAMP(timezone=True),
+        nullable=nullable,
+        server_default=None if nullable else NOW,
+    )
+
+
+def _text(name: str) -> sa.Column[object]:
+    return sa.Column(name, sa.Text(), nullable=False, server_default="")
+
+
+def _count(name: str, type_: type[sa.Integer] = sa.BigInteger) -> sa.Column[object]:
+    return sa.Column(name, type_(), nullable=False, server_default="0")
+
+
+collections = sa.Table(
+    "collections",
+    metadata,
+    sa.Column("id", sa.Text(), primary_key=True),
+    _text("display_name"),
+    _text("description"),
+    _text("embedding_model"),
+    _count("embedding_dimensions", sa.Integer),
+    sa.Column("chunk_tokens", sa.Integer(), nullable=False),
+    sa.Column("overlap_tokens", sa.Integer(), nullable=False),
+    _timestamp("create_time"),
+    _timestamp("update_time"),
+)
+
+documents = sa.Table(
+    "documents",
+    metadata,
+    sa.Column("id", postgresql.UUID(), primary_key=True),
+    sa.Column(
+        "collection_id",
+        sa.Text(),
+        sa.ForeignKey("collections.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("source_path", sa.Text(), nullable=False),
+    _text("content_hash"),
+    _count("size_bytes"),
+    _text("mime_type"),
+    sa.Column("state", sa.SmallInteger(), nullable=False),
+    _text("error"),
+    _count("chunk_count", sa.Integer),
+    _timestamp("modify_time", nullable=True),
+    _timestamp("create_time"),
+    sa.UniqueConstraint("collection_id", "source_path", name="documents_collection_path_key"),
+)
+
+chunks = sa.Table(
+    "chunks",
+    metadata,
+    # services.metadata.partitions.partition_key(collection_id); LIST partitions.
+    sa.Column("partition_key", sa.SmallInteger(), primary_key=True),
+    sa.Column("collection_id", sa.Text(), nullable=False),
+    sa.Column("id", postgresql.UUID(), primary_key=True),
+    sa.Column("document_id", postgresql.UUID(), nullable=False),
+    sa.Column("chunk_index", sa.Integer(), nullable=False),
+    sa.Column("text", sa.Text(), nullable=False),
+    sa.Column("start_offset", sa.Integer(), nullable=False),
+    sa.Column("end_offset", sa.Integer(), nullable=False),
+    sa.Column("token_count", sa.Integer(), nullable=False),
+    sa.Column("page", sa.Integer(), nullable=False, server_default="0"),
+    sa.Index("chunks_document_id_idx", "document_id"),
+    postgresql_partition_by="LIST (partition_key)",
+)
+
+operations = sa.Table(
+    "operations",
+    metadata,
+    sa.Column("id", postgresql.UUID(), primary_key=True),
+    sa.Column("kind", sa.SmallInteger(), nullable=False),
+    sa.Column("collection_id", sa.Text(), nullable=False),
+    _text("source_path"),
+    sa.Column("state", sa.SmallInteger(), nullable=False),
+    _count("documents_total"),
+    _count("documents_done"),
+    _count("documents_failed"),
+    _count("chunks_done"),
+    _count("bytes_done"),
+    _text("error_message"),
+    sa.Column(
+        "document_errors",
+        postgresql.JSONB(),
+        nullable=False,
+        server_default=sa.text("'[]'::jsonb"),
+    ),
+    _timestamp("create_time"),
+    _timestamp("update_time"),
+    _timestamp("end_time", nullable=True),
+    sa.Index("operations_create_time_id_idx", sa.text("create_time DESC"), sa.text("id DESC")),
+)
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", postgresql.UUID(), primary_key=True),
+    sa.Column("email", sa.Text(), nullable=False),
+    _text("display_name"),
+    sa.Column("disabled", sa.Boolean(), nullable=False, server_default=sa.false()),
+    _timestamp("create_time"),
+    _timestamp("update_time"),
+    sa.UniqueConstraint("email", name="users_email_key"),
+)
+
+roles = sa.Table(
+    "roles",
+    metadata,
+    sa.Column("id", sa.Text(), primary_key=True),
+    _text("description"),
+    _timestamp("create_time"),
+)
+
+user_roles = sa.Table(
+    "user_roles",
+    metadata,
+    sa.Column(
+        "user_id",
+        postgresql.UUID(),
+        sa.ForeignKey("users.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column(
+        "role_id", sa.Text(), sa.ForeignKey("roles.id", ondelete="CASCADE"), primary_key=True
+    ),
+    _timestamp("create_time"),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", postgresql.UUID(), primary_key=True),
+    sa.Column(
+        "user_id", postgresql.UUID(), sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False
+    ),
+    _text("name"),
+    sa.Column("prefix", sa.Text(), nullable=False),
+    sa.Column("secret_hash", sa.LargeBinary(), nullable=False),
+    _timestamp("create_time"),
+    _timestamp("expire_time", nullable=True),
+    _timestamp("last_used_time", nullable=True),
+    _timestamp("revoke_time", nullable=True),
+    sa.UniqueConstraint("prefix", name="api_keys_prefix_key"),
+    sa.Index("api_keys_user_id_idx", "user_id"),
+)
