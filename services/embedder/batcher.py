@@ -10,6 +10,11 @@ free, because search latency matters more than a slightly fuller batch.
 Queries go ahead of documents: documents are planned in windows and the
 worker looks for queries between any two forward passes, so a query waits for
 at most the one document batch already running.
+
+A forward pass that runs out of accelerator memory is split in halves and
+retried, down to single texts; the batcher then plans smaller batches (half
+the failed batch's padded tokens) for the rest of its life. Only a single
+text that does not fit fails, with RESOURCE_EXHAUSTED.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from dataclasses import dataclass, field
 
 import grpc
 import numpy as np
+import torch
 
 from servicekit.errors import ServiceError, resource_exhausted
 from services.embedder.model import EmbeddingModel, Embeddings, Encoded, Vectors
@@ -39,6 +45,16 @@ WINDOW_BUDGETS = 4
 
 # Requests up to this many characters are tokenized on the event loop.
 INLINE_TOKENIZE_CHARS = 2048
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """CUDA's allocator failing (torch.OutOfMemoryError is torch.cuda's too)."""
+    return isinstance(exc, torch.OutOfMemoryError)
+
+
+def _release_cached_memory() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 @dataclass(eq=False)
@@ -129,13 +145,27 @@ class Batcher:
                 await self._worker
         self._executor.shutdown(wait=True)
 
+    @property
+    def max_batch_tokens(self) -> int:
+        """The token budget now: lowered after an out-of-memory split."""
+        return self._max_batch_tokens
+
     async def embed(
-        self, texts: Sequence[str], *, query: bool = False, deadline: float | None = None
+        self,
+        texts: Sequence[str],
+        *,
+        query: bool = False,
+        deadline: float | None = None,
+        task: str = "",
+        check: Callable[[Sequence[Encoded]], None] | None = None,
     ) -> Embeddings:
         """Embeddings of `texts` in order. `deadline` is on this batcher's clock.
 
-        Raises RESOURCE_EXHAUSTED when the queue is full; an empty queue
-        always admits, so a request larger than the bound can still run.
+        Queries get the model's query prompt (with `task` where it takes
+        one). `check` sees the encoded texts before they are queued and may
+        raise to refuse them (strict mode). Raises RESOURCE_EXHAUSTED when
+        the queue is full; an empty queue always admits, so a request larger
+        than the bound can still run.
         """
         count = len(texts)
         if self._queued_texts and self._queued_texts + count > self._max_queued_texts:
@@ -152,9 +182,13 @@ class Batcher:
             # request (a search query) is tokenized in place: it takes tens
             # of microseconds, less than the hop to a thread and back.
             if sum(len(text) for text in texts) <= INLINE_TOKENIZE_CHARS:
-                encoded = self._model.encode(texts)
+                encoded = self._model.encode(texts, query=query, task=task)
             else:
-                encoded = await asyncio.to_thread(self._model.encode, texts)
+                encoded = await asyncio.to_thread(
+                    lambda: self._model.encode(texts, query=query, task=task)
+                )
+            if check is not None:
+                check(encoded)
             future: asyncio.Future[Embeddings] = asyncio.get_running_loop().create_future()
             request = _Request(encoded, future, deadline, remaining=count)
             self._inbox.put_nowait((request, query))
@@ -223,7 +257,7 @@ class Batcher:
         loop = asyncio.get_running_loop()
         started = self._clock()
         try:
-            vectors = await loop.run_in_executor(self._executor, self._model.forward, ids)
+            results = await loop.run_in_executor(self._executor, self._forward_splitting, ids)
         except Exception as exc:
             log.exception("forward pass over %d texts failed", len(batch))
             for item in batch:
@@ -232,8 +266,45 @@ class Batcher:
             return
         elapsed = self._clock() - started
         self._seconds_per_text = 0.8 * self._seconds_per_text + 0.2 * elapsed / len(batch)
-        for item, vector in zip(batch, vectors, strict=True):
-            self._deliver(item, vector)
+        for item, result in zip(batch, results, strict=True):
+            if isinstance(result, BaseException):
+                if not item.request.future.done():
+                    item.request.future.set_exception(result)
+            else:
+                self._deliver(item, result)
+
+    def _forward_splitting(self, ids: list[list[int]]) -> list[Vectors | ServiceError]:
+        """One vector per row, or the error of a row that alone does not fit.
+
+        Runs on the forward thread; an out-of-memory pass is split in halves
+        (the rows are sorted longest first, so the first half is the larger).
+        """
+        try:
+            vectors = self._model.forward(ids)
+        except Exception as exc:
+            if not is_out_of_memory(exc):
+                raise
+            _release_cached_memory()
+            padded = len(ids) * max(len(row) for row in ids)
+            if len(ids) == 1:
+                log.warning("one text of %d tokens does not fit in memory", padded)
+                return [
+                    resource_exhausted(
+                        f"a text of {padded} tokens does not fit in the accelerator's memory",
+                        retry_after_s=1.0,
+                    )
+                ]
+            # Plan smaller batches from now on, so the next ones fit first time.
+            self._max_batch_tokens = max(1, min(self._max_batch_tokens, padded // 2))
+            log.warning(
+                "out of memory on %d texts (%d padded tokens): splitting; budget now %d tokens",
+                len(ids),
+                padded,
+                self._max_batch_tokens,
+            )
+            half = (len(ids) + 1) // 2
+            return self._forward_splitting(ids[:half]) + self._forward_splitting(ids[half:])
+        return list(vectors)
 
     def _deliver(self, item: _Item, vector: Vectors) -> None:
         request = item.request

@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 
 from semantik.internal.v1 import embedder_pb2, embedder_pb2_grpc
 from servicekit.errors import FieldViolations, unavailable
 from servicekit.grpc_types import ServicerContext
 from services.embedder.batcher import Batcher
-from services.embedder.model import EmbeddingModel, Embeddings
+from services.embedder.model import EmbeddingModel, Embeddings, Encoded, truncate_dimensions
 
 Context = ServicerContext
 
@@ -44,19 +44,69 @@ def validate(texts: Sequence[str], kind: int = 0, request_id: str = "") -> None:
     violations.raise_if_any()
 
 
+def validate_options(
+    model: EmbeddingModel, kind: int, dimensions: int, task: str, request_id: str = ""
+) -> None:
+    """INVALID_ARGUMENT for `dimensions` or `task` the loaded model cannot honour."""
+    where = f" (request_id {request_id!r})" if request_id else ""
+    violations = FieldViolations()
+    if dimensions < 0:
+        violations.add("dimensions", f"must not be negative, got {dimensions}{where}")
+    elif dimensions not in (0, model.dimensions):
+        if not model.min_dimensions:
+            violations.add(
+                "dimensions",
+                f"{model.name} has no Matryoshka truncation: use 0 or {model.dimensions}{where}",
+            )
+        elif not model.min_dimensions <= dimensions <= model.dimensions:
+            violations.add(
+                "dimensions",
+                f"must lie in [{model.min_dimensions}, {model.dimensions}], "
+                f"got {dimensions}{where}",
+            )
+    if task and not model.spec.takes_task:
+        violations.add("task", f"{model.name} takes no task in its query prompt{where}")
+    elif task and kind != embedder_pb2.INPUT_KIND_QUERY:
+        violations.add("task", f"a task applies to queries only (kind INPUT_KIND_QUERY){where}")
+    violations.raise_if_any()
+
+
+def strict_check(max_tokens: int, request_id: str = "") -> Callable[[Sequence[Encoded]], None]:
+    """Refuses texts the model would cut: strict mode."""
+    where = f" (request_id {request_id!r})" if request_id else ""
+
+    def check(encoded: Sequence[Encoded]) -> None:
+        violations = FieldViolations()
+        for index, text in enumerate(encoded):
+            if text.truncated:
+                violations.add(
+                    f"texts[{index}]",
+                    f"longer than the model's limit of {max_tokens} tokens (strict mode){where}",
+                )
+        violations.raise_if_any()
+
+    return check
+
+
 def _deadline(context: Context) -> float | None:
     """The caller's deadline on the batcher's clock (time.monotonic)."""
     left = context.time_remaining()
     return None if left is None else time.monotonic() + float(left)
 
 
-def _embeddings(result: Embeddings) -> list[embedder_pb2.Embedding]:
+def _embeddings(
+    result: Embeddings, dimensions: int, normalize: bool
+) -> list[embedder_pb2.Embedding]:
+    vectors = truncate_dimensions(result.vectors, dimensions, normalize)
     return [
         embedder_pb2.Embedding(values=values, token_count=count, truncated=truncated)
         for values, count, truncated in zip(
-            result.vectors.tolist(), result.token_counts, result.truncated, strict=True
+            vectors.tolist(), result.token_counts, result.truncated, strict=True
         )
     ]
+
+
+EmbedLike = embedder_pb2.EmbedRequest | embedder_pb2.EmbedStreamRequest
 
 
 class EmbedderHandler(embedder_pb2_grpc.EmbedderServiceServicer):  # type: ignore[misc]
@@ -76,19 +126,24 @@ class EmbedderHandler(embedder_pb2_grpc.EmbedderServiceServicer):  # type: ignor
         return self._model, self._batcher
 
     async def _embed(
-        self, texts: Sequence[str], kind: int, deadline: float | None, request_id: str = ""
-    ) -> Embeddings:
-        validate(texts, kind, request_id)
-        _, batcher = self._loaded()
-        return await batcher.embed(
-            texts, query=kind == embedder_pb2.INPUT_KIND_QUERY, deadline=deadline
+        self, request: EmbedLike, deadline: float | None, request_id: str = ""
+    ) -> list[embedder_pb2.Embedding]:
+        validate(request.texts, request.kind, request_id)
+        model, batcher = self._loaded()
+        validate_options(model, request.kind, request.dimensions, request.task, request_id)
+        result = await batcher.embed(
+            request.texts,
+            query=request.kind == embedder_pb2.INPUT_KIND_QUERY,
+            deadline=deadline,
+            task=request.task,
+            check=strict_check(model.max_tokens, request_id) if request.strict else None,
         )
+        return _embeddings(result, request.dimensions, model.normalize)
 
     async def Embed(
         self, request: embedder_pb2.EmbedRequest, context: Context
     ) -> embedder_pb2.EmbedResponse:
-        result = await self._embed(request.texts, request.kind, _deadline(context))
-        return embedder_pb2.EmbedResponse(embeddings=_embeddings(result))
+        return embedder_pb2.EmbedResponse(embeddings=await self._embed(request, _deadline(context)))
 
     async def EmbedStream(
         self, request_iterator: AsyncIterator[embedder_pb2.EmbedStreamRequest], context: Context
@@ -102,9 +157,9 @@ class EmbedderHandler(embedder_pb2_grpc.EmbedderServiceServicer):  # type: ignor
         )
 
         async def one(request: embedder_pb2.EmbedStreamRequest) -> embedder_pb2.EmbedStreamResponse:
-            result = await self._embed(request.texts, request.kind, deadline, request.request_id)
+            embeddings = await self._embed(request, deadline, request.request_id)
             return embedder_pb2.EmbedStreamResponse(
-                embeddings=_embeddings(result), request_id=request.request_id
+                embeddings=embeddings, request_id=request.request_id
             )
 
         async def read() -> None:
@@ -146,6 +201,18 @@ class EmbedderHandler(embedder_pb2_grpc.EmbedderServiceServicer):  # type: ignor
             tokenizations=[embedder_pb2.Tokenization(starts=s.starts, ends=s.ends) for s in spans]
         )
 
+    async def CountTokens(
+        self, request: embedder_pb2.CountTokensRequest, context: Context
+    ) -> embedder_pb2.CountTokensResponse:
+        validate(request.texts, request.kind)
+        model, _ = self._loaded()
+        validate_options(model, request.kind, 0, request.task)
+        query = request.kind == embedder_pb2.INPUT_KIND_QUERY
+        counts = await asyncio.to_thread(
+            lambda: model.count_tokens(request.texts, query=query, task=request.task)
+        )
+        return embedder_pb2.CountTokensResponse(token_counts=counts, max_tokens=model.max_tokens)
+
     async def Info(
         self, request: embedder_pb2.InfoRequest, context: Context
     ) -> embedder_pb2.InfoResponse:
@@ -157,4 +224,10 @@ class EmbedderHandler(embedder_pb2_grpc.EmbedderServiceServicer):  # type: ignor
             precision=model.precision,
             device=str(model.device),
             memory_bytes=model.memory_bytes,
+            pooling=model.pooling,
+            min_dimensions=model.min_dimensions,
+            normalized=model.normalize,
+            query_prompt=model.spec.prompt(query=True)[0],
+            document_prompt=model.spec.prompt(query=False)[0],
+            padding_side=model.padding_side,
         )

@@ -1,19 +1,19 @@
 """The embedding model: resolution, integrity check, loading and the forward pass.
 
 Loaded with plain `transformers` (tokenizer + AutoModel) and pooled here the
-way the model's sentence-transformers config says, so the service depends on
-neither sentence-transformers nor the network: every lookup is
-`local_files_only`.
+way the model's registry entry (`registry.py`) or sentence-transformers files
+say, so the service depends on neither sentence-transformers nor the network:
+every lookup is `local_files_only`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
@@ -27,25 +27,32 @@ from huggingface_hub.errors import LocalEntryNotFoundError
 from transformers import AutoModel, AutoTokenizer
 
 from services.embedder.config import DEFAULT_MODEL, EmbedderConfig
+from services.embedder.registry import KNOWN_MODELS, ModelSpec, SpecError, spec_for
 
 log = logging.getLogger(__name__)
 
 # The default model ships in a pip package; its weights are pinned so that a
 # corrupted or swapped file is refused instead of silently changing every vector.
-PINNED_SHA256 = {
-    DEFAULT_MODEL: "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
-}
+PINNED_SHA256 = {name: spec.sha256 for name, spec in KNOWN_MODELS.items() if spec.sha256}
 
 WEIGHTS_FILE = "model.safetensors"
 
-# Precisions each device kind runs today; int8 (and fp16 on CPU, where it is
-# slower than float32) come with the accelerator work.
+# float16 on a CPU is refused: most CPU kernels upcast it, so it is slower
+# than float32 with float16's rounding; bfloat16 is the CPU's half precision.
+# int8 on a CPU is torch dynamic quantization (int8 weights, int8 matmuls with
+# per-batch activation scales); on CUDA it is bitsandbytes' LLM.int8.
 SUPPORTED_PRECISIONS = {
-    "cpu": ("float32", "bfloat16"),
-    "cuda": ("float32", "bfloat16", "float16"),
+    "cpu": ("float32", "bfloat16", "int8"),
+    "cuda": ("float32", "bfloat16", "float16", "int8"),
 }
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+# Output projections of a transformer block (attention output, FFN down
+# projection). Their inputs (attention context, GELU/SiLU activations) carry
+# outliers that per-tensor int8 activations flatten: quantizing them too
+# dropped MiniLM's worst cosine to float32 from 0.98 to 0.96. They stay float32.
+_FLOAT_LINEARS = ("output.dense", "o_proj", "down_proj", "out_proj", "fc2", "dense_4h_to_h")
 
 Vectors = npt.NDArray[np.float32]
 
@@ -147,47 +154,59 @@ def resolve_device(name: str) -> torch.device:
 def check_precision(precision: str, device: torch.device) -> None:
     supported = SUPPORTED_PRECISIONS.get(device.type, ())
     if precision not in supported:
+        why = (
+            ": CPU kernels upcast float16, so it is slower than float32 and less exact; "
+            "use bfloat16 for half the memory"
+            if (device.type, precision) == ("cpu", "float16")
+            else ""
+        )
         raise ModelError(
-            f"DEFAULT_QUANTIZATION={precision} is not supported on {device.type}; "
+            f"DEFAULT_QUANTIZATION={precision} is not supported on {device.type}{why}; "
             f"use one of: {', '.join(supported)}"
         )
+    if (device.type, precision) == ("cuda", "int8"):
+        missing = [name for name in ("bitsandbytes", "accelerate") if find_spec(name) is None]
+        if missing:
+            raise ModelError(
+                "DEFAULT_QUANTIZATION=int8 on CUDA is bitsandbytes' LLM.int8, which needs "
+                f"the package(s) {', '.join(missing)}; install them or use float16"
+            )
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    with path.open(encoding="utf-8") as file:
-        data: dict[str, Any] = json.load(file)
-    return data
-
-
-def _pooling_mode(model_dir: Path) -> str:
-    """`mean` or `cls`, from the sentence-transformers Pooling module when there is one."""
-    pooling_dir = model_dir / "1_Pooling"
-    modules = model_dir / "modules.json"
-    if modules.is_file():
-        for module in json.loads(modules.read_text(encoding="utf-8")):
-            if str(module.get("type", "")).endswith(".Pooling"):
-                pooling_dir = model_dir / str(module.get("path", ""))
-    config_path = pooling_dir / "config.json"
-    if not config_path.is_file():
-        return "mean"
-    config = _read_json(config_path)
-    if config.get("pooling_mode_mean_tokens"):
-        return "mean"
-    if config.get("pooling_mode_cls_token"):
-        return "cls"
-    raise ModelError(f"{config_path}: only mean and cls pooling are supported")
-
-
-def _max_tokens(model_dir: Path, model_config: Any, tokenizer_limit: int) -> int:
-    """The sentence-transformers limit when set, never past the position table."""
+def _max_tokens(spec: ModelSpec, model_config: Any, tokenizer_limit: int) -> int:
+    """The spec's limit when set, never past the position table."""
     positions = int(getattr(model_config, "max_position_embeddings", 0) or 0) or tokenizer_limit
-    st_config = model_dir / "sentence_bert_config.json"
-    if st_config.is_file():
-        limit = _read_json(st_config).get("max_seq_length")
-        if isinstance(limit, int) and limit > 0:
-            return min(limit, positions)
+    if spec.max_tokens is not None:
+        return min(spec.max_tokens, positions)
     # Tokenizers without a limit report a huge sentinel (about 1e30).
     return min(tokenizer_limit, positions) if tokenizer_limit < 1_000_000 else positions
+
+
+def memory_bytes(model: torch.nn.Module) -> int:
+    """Parameters and buffers, plus the packed weights of dynamically quantized layers,
+    which torch keeps outside `parameters()`."""
+    tensors = [*model.parameters(), *model.buffers()]
+    total = sum(t.numel() * t.element_size() for t in tensors)
+    for module in model.modules():
+        if isinstance(module, torch.ao.nn.quantized.Linear):
+            weight, bias = module._weight_bias()  # type: ignore[no-untyped-call]
+            total += weight.numel() * weight.element_size()
+            if weight.qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric):
+                total += weight.q_per_channel_scales().numel() * 8 * 2  # scales, zero points
+            if bias is not None:
+                total += bias.numel() * bias.element_size()
+    return total
+
+
+def truncate_dimensions(vectors: Vectors, dimensions: int, normalize: bool) -> Vectors:
+    """Matryoshka: the first `dimensions` components, re-normalised when the model normalises."""
+    if dimensions <= 0 or dimensions >= vectors.shape[1]:
+        return vectors
+    cut = np.ascontiguousarray(vectors[:, :dimensions])
+    if normalize:
+        norms = np.linalg.norm(cut, axis=1, keepdims=True)
+        cut = cut / np.maximum(norms, 1e-12)
+    return cut.astype(np.float32, copy=False)
 
 
 class EmbeddingModel:
@@ -200,16 +219,20 @@ class EmbeddingModel:
         backend: tokenizers.Tokenizer,
         model: torch.nn.Module,
         dimensions: int,
-        pooling: str,
         max_tokens: int,
         pad_id: int,
         with_token_type_ids: bool,
         device: torch.device,
         precision: str,
+        spec: ModelSpec,
+        padding_side: str = "right",
     ) -> None:
         self.name = name
         self.dimensions = dimensions
-        self.pooling = pooling
+        self.spec = spec
+        self.pooling = spec.pooling
+        self.normalize = spec.normalize
+        self.padding_side = padding_side
         self.max_tokens = max_tokens
         self.device = device
         self.precision = precision
@@ -230,13 +253,30 @@ class EmbeddingModel:
 
     @property
     def memory_bytes(self) -> int:
-        tensors = [*self._model.parameters(), *self._model.buffers()]
-        return sum(t.numel() * t.element_size() for t in tensors)
+        return memory_bytes(self._model)
 
-    def encode(self, texts: Sequence[str]) -> list[Encoded]:
-        encodings = self._truncating.encode_batch(list(texts))
+    @property
+    def min_dimensions(self) -> int:
+        """Smallest Matryoshka width, 0 when the model has none."""
+        return self.spec.min_dimensions or 0
+
+    def prompted(self, texts: Sequence[str], query: bool, task: str = "") -> list[str]:
+        """Texts with the model's query or document prompt around them."""
+        prefix, suffix = self.spec.prompt(query, task)
+        if not prefix and not suffix:
+            return list(texts)
+        return [f"{prefix}{text}{suffix}" for text in texts]
+
+    def encode(self, texts: Sequence[str], *, query: bool = False, task: str = "") -> list[Encoded]:
+        encodings = self._truncating.encode_batch(self.prompted(texts, query, task))
         # The tokenizer fills `overflowing` exactly when it cut the text.
         return [Encoded(list(e.ids), bool(e.overflowing)) for e in encodings]
+
+    def count_tokens(
+        self, texts: Sequence[str], *, query: bool = False, task: str = ""
+    ) -> list[int]:
+        """Tokens each text would take, prompt and special tokens included, nothing cut."""
+        return [len(e.ids) for e in self._whole.encode_batch(self.prompted(texts, query, task))]
 
     def tokenize(self, texts: Sequence[str]) -> list[TokenSpans]:
         encodings = self._whole.encode_batch(list(texts), add_special_tokens=False)
@@ -246,14 +286,19 @@ class EmbeddingModel:
         ]
 
     def forward(self, batch: Sequence[Sequence[int]]) -> Vectors:
-        """Pooled, L2-normalised float32 vectors for token id sequences."""
-        longest = max(len(ids) for ids in batch)
+        """Pooled (and, when the model says so, L2-normalised) float32 vectors."""
+        lengths = np.array([len(ids) for ids in batch], dtype=np.int64)
+        longest = int(lengths.max())
         input_ids = np.full((len(batch), longest), self._pad_id, dtype=np.int64)
         mask = np.zeros((len(batch), longest), dtype=np.int64)
+        left = self.padding_side == "left"
         for row, ids in enumerate(batch):
-            # Right padding keeps absolute positions as in an unpadded pass.
-            input_ids[row, : len(ids)] = ids
-            mask[row, : len(ids)] = 1
+            # Right padding keeps absolute positions as in an unpadded pass;
+            # left padding puts every row's last token in the last column,
+            # where causal models (last-token pooling) want it.
+            span = slice(longest - len(ids), longest) if left else slice(0, len(ids))
+            input_ids[row, span] = ids
+            mask[row, span] = 1
         inputs = {
             "input_ids": torch.from_numpy(input_ids).to(self.device),
             "attention_mask": torch.from_numpy(mask).to(self.device),
@@ -264,11 +309,16 @@ class EmbeddingModel:
             hidden = self._hidden_states(inputs).float()
             if self.pooling == "cls":
                 pooled = hidden[:, 0]
+            elif self.pooling == "last":
+                last = np.full(len(batch), longest - 1) if left else lengths - 1
+                rows = torch.arange(len(batch), device=hidden.device)
+                pooled = hidden[rows, torch.from_numpy(last).to(hidden.device)]
             else:
                 weights = inputs["attention_mask"].unsqueeze(-1).to(hidden.dtype)
                 pooled = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
-            normalised = torch.nn.functional.normalize(pooled, p=2.0, dim=1)
-            vectors: Vectors = normalised.cpu().numpy().astype(np.float32, copy=False)
+            if self.normalize:
+                pooled = torch.nn.functional.normalize(pooled, p=2.0, dim=1)
+            vectors: Vectors = pooled.cpu().numpy().astype(np.float32, copy=False)
         return vectors
 
     def compile(self) -> None:
@@ -277,12 +327,15 @@ class EmbeddingModel:
         On a CPU most of a short query's forward pass is Python dispatch of
         small operators; a frozen trace removes most of it (MiniLM, the 225
         Cranfield queries one at a time, 2 cores: 8.4 ms eager, 5.2 ms
-        traced). The trace is taken on a padded batch so the attention-mask
-        path is the one recorded, then checked against the eager model on
-        other shapes; any difference, or a model that does not trace, keeps
-        the eager forward.
+        traced). The trace is taken on a padded batch (padded on the model's
+        side) so the attention-mask path is the one recorded, then checked
+        against the eager model on other shapes, padded on the same side; any
+        difference, or a model that does not trace, keeps the eager forward.
+        Only on a CPU: on a GPU the kernels dominate and nothing was measured.
         """
-        probe = _probe_inputs(self._pad_id, self._with_token_type_ids, self.device)
+        if self.device.type != "cpu":
+            return
+        probe = self._probe()
         try:
             # torch 2.13 marks TorchScript deprecated in favour of torch.compile,
             # which on a CPU needs a C++ toolchain and a long compile at start;
@@ -296,10 +349,7 @@ class EmbeddingModel:
                     ).eval()
                 )
                 candidate = _traced(traced)
-                for check in (
-                    _probe_inputs(self._pad_id, self._with_token_type_ids, self.device, 3, 37),
-                    _probe_inputs(self._pad_id, self._with_token_type_ids, self.device, 1, 5),
-                ):
+                for check in (self._probe(3, 37), self._probe(1, 5)):
                     valid = check["attention_mask"].bool()
                     expected = self._hidden_states(check)[valid].float()
                     got = candidate(check)[valid].float()
@@ -307,14 +357,24 @@ class EmbeddingModel:
                         log.warning("traced %s differs from eager; keeping eager", self.name)
                         return
         except Exception as exc:  # a model that cannot be traced runs eagerly
-            log.warning("cannot trace %s (%s); keeping eager", self.name, exc)
+            log.warning("cannot trace %s (%.200s); keeping eager", self.name, exc)
             return
         self._hidden_states = candidate
         self.compiled = True
 
-    def embed(self, texts: Sequence[str]) -> Embeddings:
+    def _probe(self, rows: int = 2, length: int = 12) -> dict[str, torch.Tensor]:
+        return _probe_inputs(
+            self._pad_id,
+            self._with_token_type_ids,
+            self.device,
+            rows,
+            length,
+            left=self.padding_side == "left",
+        )
+
+    def embed(self, texts: Sequence[str], *, query: bool = False, task: str = "") -> Embeddings:
         """Encode and embed in one pass, without the batcher (warm-up, tools)."""
-        encoded = self.encode(texts)
+        encoded = self.encode(texts, query=query, task=task)
         return Embeddings(
             self.forward([e.ids for e in encoded]),
             [len(e.ids) for e in encoded],
@@ -348,63 +408,131 @@ def _traced(module: Any) -> HiddenStates:
 
 
 def _probe_inputs(
-    pad_id: int, with_token_type_ids: bool, device: torch.device, rows: int = 2, length: int = 12
+    pad_id: int,
+    with_token_type_ids: bool,
+    device: torch.device,
+    rows: int = 2,
+    length: int = 12,
+    *,
+    left: bool = False,
 ) -> dict[str, torch.Tensor]:
     """A padded batch: every row but the first is shorter than the longest."""
     generator = torch.Generator().manual_seed(0)
-    input_ids = torch.randint(1000, 2000, (rows, length), generator=generator)
+    input_ids = torch.randint(100, 200, (rows, length), generator=generator)
     mask = torch.ones_like(input_ids)
     for row in range(1, rows):
         cut = max(1, length - 3 * row)
-        input_ids[row, cut:] = pad_id
-        mask[row, cut:] = 0
+        pad = slice(0, length - cut) if left else slice(cut, length)
+        input_ids[row, pad] = pad_id
+        mask[row, pad] = 0
     inputs = {"input_ids": input_ids.to(device), "attention_mask": mask.to(device)}
     if with_token_type_ids:
         inputs["token_type_ids"] = torch.zeros_like(inputs["input_ids"])
     return inputs
 
 
+def quantize_int8_cpu(model: torch.nn.Module) -> torch.nn.Module:
+    """torch dynamic quantization: int8 weights (per output channel) and int8
+    matmuls for every Linear but the blocks' output projections."""
+    chosen = {
+        name: torch.ao.quantization.per_channel_dynamic_qconfig
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.Linear) and not name.endswith(_FLOAT_LINEARS)
+    }
+    if not chosen:
+        raise ModelError("int8 on CPU quantizes Linear layers, and this model has none")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao.quantization's deprecation notice
+        quantized: torch.nn.Module = torch.ao.quantization.quantize_dynamic(  # type: ignore[no-untyped-call]
+            model, chosen, dtype=torch.qint8
+        )
+    return quantized
+
+
+def _load_weights(path: Path, precision: str, device: torch.device) -> torch.nn.Module:
+    model = _from_pretrained(path, precision, device)
+    # Decoder models (Qwen3) would build a key/value cache nobody reads, and
+    # a cache in the output stops the TorchScript trace.
+    model.config.use_cache = False  # type: ignore[union-attr]
+    return model
+
+
+def _from_pretrained(path: Path, precision: str, device: torch.device) -> torch.nn.Module:
+    common: dict[str, Any] = {"local_files_only": True, "trust_remote_code": False}
+    if precision == "int8" and device.type == "cuda":
+        from transformers import BitsAndBytesConfig  # noqa: PLC0415
+
+        # LLM.int8: int8 weights, outlier features in float16.
+        model: torch.nn.Module = AutoModel.from_pretrained(
+            str(path),
+            quantization_config=BitsAndBytesConfig(load_in_8bit=True),  # type: ignore[no-untyped-call]
+            dtype=torch.float16,
+            device_map={"": device.index or 0},
+            **common,
+        )
+        return model.eval()
+    dtype = torch.float32 if precision == "int8" else _DTYPES[precision]
+    model = AutoModel.from_pretrained(str(path), dtype=dtype, **common)
+    model.eval()
+    if precision == "int8":
+        return quantize_int8_cpu(model)
+    return model.to(device)
+
+
 def load_model(config: EmbedderConfig) -> EmbeddingModel:
     """Resolves, verifies and loads the configured model. Slow: run it off the event loop."""
     device = resolve_device(config.device)
+    config = config.for_device(device.type)
+    assert config.model is not None and config.quantization is not None
     check_precision(config.quantization, device)
     source = resolve_model(config.model)
     verify_weights(source)
+    try:
+        spec = spec_for(source.name, source.path)
+    except SpecError as exc:
+        raise ModelError(f"model {source.name!r}: {exc}") from exc
     torch.set_num_threads(config.torch_num_threads)
 
     tokenizer = AutoTokenizer.from_pretrained(str(source.path), local_files_only=True)
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if not isinstance(backend, tokenizers.Tokenizer):
         raise ModelError(f"model {source.name!r} has no fast (Rust) tokenizer")
-    model = AutoModel.from_pretrained(
-        str(source.path),
-        local_files_only=True,
-        trust_remote_code=False,
-        dtype=_DTYPES[config.quantization],
-    )
-    model.eval()
-    model.to(device)
-    max_tokens = _max_tokens(source.path, model.config, int(tokenizer.model_max_length))
+    pad_id = tokenizer.pad_token_id
+    if pad_id is None:
+        pad_id = tokenizer.eos_token_id
+    model = _load_weights(source.path, config.quantization, device)
+    model_config: Any = model.config
+    hidden_size = int(model_config.hidden_size)
+    if spec.dimensions is not None and spec.dimensions != hidden_size:
+        raise ModelError(
+            f"model {source.name!r} has {hidden_size} dimensions, its registry entry "
+            f"{spec.dimensions}: the files are not the model the id names"
+        )
+    max_tokens = _max_tokens(spec, model_config, int(tokenizer.model_max_length))
     loaded = EmbeddingModel(
         name=source.name,
         backend=backend,
         model=model,
-        dimensions=int(model.config.hidden_size),
-        pooling=_pooling_mode(source.path),
+        dimensions=hidden_size,
         max_tokens=max_tokens,
-        pad_id=int(tokenizer.pad_token_id or 0),
+        pad_id=int(pad_id or 0),
         with_token_type_ids="token_type_ids" in tokenizer.model_input_names,
         device=device,
         precision=config.quantization,
+        spec=spec,
+        padding_side=spec.padding_side or str(tokenizer.padding_side),
     )
     if config.torchscript:
         loaded.compile()
     log.info(
-        "loaded %s from %s: %d dimensions, %d tokens, %s on %s, %.1f MiB, %s",
+        "loaded %s from %s: %d dimensions, %d tokens, %s pooling, %s padding, "
+        "%s on %s, %.1f MiB, %s",
         source.name,
         source.path,
         loaded.dimensions,
         loaded.max_tokens,
+        loaded.pooling,
+        loaded.padding_side,
         loaded.precision,
         loaded.device,
         loaded.memory_bytes / 2**20,

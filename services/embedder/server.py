@@ -83,9 +83,11 @@ class EmbedderApp:
             torch_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedder-torch")
             loop = asyncio.get_running_loop()
             model = await loop.run_in_executor(torch_thread, self._load, self.config)
+            batch_tokens = self.config.for_device(model.device.type).max_batch_tokens
+            assert batch_tokens is not None  # for_device fills it in
             self._batcher = Batcher(
                 model,
-                max_batch_tokens=self.config.max_batch_tokens,
+                max_batch_tokens=batch_tokens,
                 max_queued_texts=max(self.config.max_queued_texts, 1),
                 executor=torch_thread,
             )
@@ -113,7 +115,10 @@ class EmbedderApp:
 
 def check_config(config: EmbedderConfig) -> None:
     """Fails fast on settings that can never work, before the server listens."""
-    check_precision(config.quantization, resolve_device(config.device))
+    device = resolve_device(config.device)
+    config = config.for_device(device.type)
+    assert config.model is not None and config.quantization is not None
+    check_precision(config.quantization, device)
     resolve_model(config.model)
 
 

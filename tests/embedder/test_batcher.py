@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import grpc
 import numpy as np
 import pytest
+import torch
 from google.rpc import error_details_pb2
 
 from servicekit.errors import ServiceError
 from services.embedder.batcher import Batcher, _Item, _Request, plan_batches
-from services.embedder.model import EmbeddingModel, Encoded
+from services.embedder.model import EmbeddingModel, Embeddings, Encoded, Vectors
 from tests.embedder.conftest import SENTENCES, Gate, cosine_rows, forward_started
 
 
@@ -119,3 +120,107 @@ async def test_full_queue_is_resource_exhausted_with_retry_delay(
         assert np.isfinite((await small.embed(["again"])).vectors).all()
     finally:
         await small.close()
+
+
+class OutOfMemoryAbove:
+    """The model's forward pass, failing like CUDA's allocator past `rows` texts."""
+
+    def __init__(self, model: EmbeddingModel, rows: int, tokens: int = 10**9) -> None:
+        self.inner = model.forward
+        self.rows = rows
+        self.tokens = tokens
+        self.sizes: list[int] = []
+
+    def __call__(self, batch: Sequence[Sequence[int]]) -> Vectors:
+        self.sizes.append(len(batch))
+        if len(batch) > self.rows or max(len(ids) for ids in batch) > self.tokens:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return self.inner(batch)
+
+
+async def test_out_of_memory_splits_the_batch_and_retries(
+    model: EmbeddingModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    texts = SENTENCES[:10]
+    expected = model.embed(texts).vectors
+    fake = OutOfMemoryAbove(model, rows=3)
+    monkeypatch.setattr(model, "forward", fake)
+    oom = Batcher(model, max_batch_tokens=16384, max_queued_texts=64)
+    oom.start()
+    try:
+        result = await oom.embed(texts)
+        assert fake.sizes[0] == 10  # one batch planned, then halved until it fits
+        assert max(fake.sizes[1:]) <= 5 and 3 in fake.sizes
+        assert cosine_rows(result.vectors, expected).min() >= 0.99999
+        # Later batches are planned under the lowered budget.
+        longest = max(len(e.ids) for e in model.encode(texts))
+        assert oom.max_batch_tokens < 10 * longest
+        fake.sizes.clear()
+        await oom.embed(texts)
+        assert fake.sizes[0] < 10
+    finally:
+        await oom.close()
+
+
+async def test_a_text_that_alone_does_not_fit_fails_alone(
+    model: EmbeddingModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    long = SENTENCES[-1]
+    fake = OutOfMemoryAbove(model, rows=100, tokens=200)
+    monkeypatch.setattr(model, "forward", fake)
+    oom = Batcher(model, max_batch_tokens=16384, max_queued_texts=64)
+    oom.start()
+    try:
+        # Both requests land in one batch (the worker is held by the first).
+        results = await asyncio.gather(
+            oom.embed([long]), oom.embed(SENTENCES[:2]), return_exceptions=True
+        )
+        error, fine = results
+        assert isinstance(error, ServiceError)
+        assert error.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "does not fit" in error.message
+        assert isinstance(fine, Embeddings) and fine.vectors.shape == (2, 384)
+    finally:
+        await oom.close()
+
+
+async def test_other_forward_errors_are_not_split(
+    model: EmbeddingModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[int] = []
+
+    def broken(batch: Sequence[Sequence[int]]) -> Vectors:
+        calls.append(len(batch))
+        raise RuntimeError("a bug, not memory")
+
+    monkeypatch.setattr(model, "forward", broken)
+    failing = Batcher(model, max_batch_tokens=16384, max_queued_texts=64)
+    failing.start()
+    try:
+        with pytest.raises(RuntimeError, match="a bug"):
+            await failing.embed(SENTENCES[:4])
+        assert calls == [4]
+    finally:
+        await failing.close()
+
+
+async def test_query_prompt_and_strict_check_reach_the_tokenizer(
+    batcher: Batcher, model: EmbeddingModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[tuple[list[str], bool, str]] = []
+    inner = model.encode
+
+    def encode(texts: Sequence[str], *, query: bool = False, task: str = "") -> list[Encoded]:
+        seen.append((list(texts), query, task))
+        return inner(texts, query=query, task=task)
+
+    monkeypatch.setattr(model, "encode", encode)
+    await batcher.embed(["q"], query=True, task="t")
+    assert seen == [(["q"], True, "t")]
+
+    def refuse(encoded: Sequence[Encoded]) -> None:
+        raise ValueError(f"refused {len(encoded)}")
+
+    with pytest.raises(ValueError, match="refused 2"):
+        await batcher.embed(["a", "b"], check=refuse)
+    assert batcher.queued_texts == 0

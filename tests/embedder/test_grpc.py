@@ -184,3 +184,101 @@ async def test_not_serving_until_loaded_and_warmed(model: EmbeddingModel) -> Non
         await running.wait_serving(timeout_s=30)
         answer = await running.stub.Embed(embedder_pb2.EmbedRequest(texts=["ready"]), timeout=5)
         assert len(answer.embeddings[0].values) == 384
+
+
+async def test_strict_mode_rejects_over_limit_texts(embedder: Running) -> None:
+    texts = [SENTENCES[0], SENTENCES[-1], SENTENCES[1]]
+    relaxed = await embedder.stub.Embed(embedder_pb2.EmbedRequest(texts=texts), timeout=30)
+    assert [e.truncated for e in relaxed.embeddings] == [False, True, False]
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await embedder.stub.Embed(embedder_pb2.EmbedRequest(texts=texts, strict=True), timeout=30)
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert violated_fields(error.value) == ["texts[1]"]
+    assert "256 tokens" in (error.value.details() or "")
+    fine = await embedder.stub.Embed(
+        embedder_pb2.EmbedRequest(texts=SENTENCES[:3], strict=True), timeout=30
+    )
+    assert len(fine.embeddings) == 3
+
+    stream = embedder.stub.EmbedStream(
+        iter(
+            [
+                embedder_pb2.EmbedStreamRequest(texts=texts[:1], strict=True, request_id="a"),
+                embedder_pb2.EmbedStreamRequest(texts=texts, strict=True, request_id="b"),
+            ]
+        ),
+        timeout=30,
+    )
+    received: list[str] = []
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        async for answer in stream:
+            received.append(answer.request_id)
+    assert received == ["a"]
+    assert violated_fields(error.value) == ["texts[1]"]
+    assert "'b'" in (error.value.details() or "")
+
+
+async def test_count_tokens_matches_embed_and_ignores_the_limit(embedder: Running) -> None:
+    texts = [SENTENCES[0], SENTENCES[-1]]
+    counted = await embedder.stub.CountTokens(
+        embedder_pb2.CountTokensRequest(texts=texts), timeout=5
+    )
+    assert counted.max_tokens == 256
+    assert counted.token_counts[0] == 9
+    assert counted.token_counts[1] > 256
+
+
+async def test_options_minilm_cannot_honour_are_invalid(embedder: Running) -> None:
+    info = await embedder.stub.Info(embedder_pb2.InfoRequest(), timeout=5)
+    assert (info.pooling, info.min_dimensions, info.normalized, info.padding_side) == (
+        "mean",
+        0,
+        True,
+        "right",
+    )
+    assert info.query_prompt == info.document_prompt == ""
+    native = await embedder.stub.Embed(
+        embedder_pb2.EmbedRequest(texts=["x"], dimensions=384), timeout=5
+    )
+    assert len(native.embeddings[0].values) == 384
+    for request, field in (
+        (embedder_pb2.EmbedRequest(texts=["x"], dimensions=128), "dimensions"),
+        (embedder_pb2.EmbedRequest(texts=["x"], kind=QUERY, task="find"), "task"),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as error:
+            await embedder.stub.Embed(request, timeout=5)
+        assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert violated_fields(error.value) == [field]
+
+
+async def test_a_cancelled_stream_costs_no_more_forward_passes(
+    model: EmbeddingModel, gated_forward: Gate
+) -> None:
+    async with serving(lambda _: model) as running:
+        gated_forward.open.set()  # let the warm-up through
+        await running.wait_serving()
+        gated_forward.open.clear()
+        gated_forward.entered.clear()
+        gated_forward.batches.clear()
+
+        sent = [
+            embedder_pb2.EmbedStreamRequest(texts=[f"stream text {i}"], request_id=str(i))
+            for i in range(6)
+        ]
+        call = running.stub.EmbedStream(iter(sent), timeout=30)
+        reader = asyncio.ensure_future(call.read())
+        await forward_started(gated_forward)  # the first request holds the model
+        await asyncio.sleep(0.2)  # the other five are queued behind it
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await reader
+        await asyncio.sleep(0.2)  # the handler sees the cancellation
+        gated_forward.open.set()
+        # A later request runs next: nothing of the cancelled stream ran before it.
+        after = await running.stub.Embed(embedder_pb2.EmbedRequest(texts=["after"]), timeout=10)
+        assert len(after.embeddings) == 1
+        seen = [ids for batch in gated_forward.batches for ids in batch]
+        assert seen == [
+            model.encode(["stream text 0"])[0].ids,
+            model.encode(["after"])[0].ids,
+        ]

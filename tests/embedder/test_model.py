@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import unicodedata
 from pathlib import Path
@@ -13,7 +14,7 @@ import torch
 from sentence_transformers import SentenceTransformer
 
 from servicekit.config import ConfigError
-from services.embedder.config import DEFAULT_MODEL, EmbedderConfig
+from services.embedder.config import DEFAULT_MODEL, EmbedderConfig, available_cpus
 from services.embedder.model import (
     PINNED_SHA256,
     EmbeddingModel,
@@ -127,12 +128,34 @@ def test_bfloat16_on_cpu_stays_close(model: EmbeddingModel, reference_vectors: V
     assert cosine_rows(half.embed(SENTENCES).vectors, reference_vectors).min() >= 0.99
 
 
-@pytest.mark.parametrize("precision", ["int8", "float16"])
-def test_unsupported_precision_on_cpu_is_refused(precision: str) -> None:
+def test_float16_on_cpu_is_refused_with_the_reason() -> None:
     with pytest.raises(
-        ModelError, match=f"DEFAULT_QUANTIZATION={precision} is not supported on cpu"
+        ModelError, match="DEFAULT_QUANTIZATION=float16 is not supported on cpu: CPU kernels"
     ):
-        check_precision(precision, torch.device("cpu"))
+        check_precision("float16", torch.device("cpu"))
+    check_precision("int8", torch.device("cpu"))  # real int8 on a CPU: dynamic quantization
+
+
+def test_int8_on_cpu_is_quantized_smaller_and_close(
+    model: EmbeddingModel, reference_vectors: Vectors
+) -> None:
+    int8 = load_model(config(quantization="int8"))
+    assert int8.precision == "int8"
+    quantized = [
+        name
+        for name, module in int8._model.named_modules()
+        if isinstance(module, torch.ao.nn.quantized.dynamic.Linear)
+    ]
+    # Queries, keys, values and the FFN's first layer of all six blocks, and the pooler.
+    assert len(quantized) == 6 * 4 + 1
+    assert not any(name.endswith("output.dense") for name in quantized)
+    # The word embeddings (half of MiniLM) stay float32: about 20% less.
+    assert int8.memory_bytes < model.memory_bytes * 0.85
+    assert int8.memory_bytes > model.memory_bytes * 0.5  # packed weights are counted
+    vectors = int8.embed(SENTENCES).vectors
+    assert cosine_rows(vectors, reference_vectors).min() >= 0.98
+    # Close enough to rank: each text is still nearest its own float32 vector.
+    assert ((vectors @ reference_vectors.T).argmax(axis=1) == np.arange(len(SENTENCES))).all()
 
 
 def test_config_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -141,13 +164,40 @@ def test_config_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MAX_BATCH_TOKENS", "4096")
     loaded = EmbedderConfig.from_env()
     assert loaded.address == "127.0.0.1:50052"
-    assert loaded.model == DEFAULT_MODEL
-    assert loaded.quantization == "float32"
+    assert (loaded.model, loaded.quantization) == (None, None)
     assert loaded.max_batch_tokens == 4096
+    # Unset, model and precision follow the device.
+    cpu = loaded.for_device("cpu")
+    assert (cpu.model, cpu.quantization) == (DEFAULT_MODEL, "float32")
+    gpu = loaded.for_device("cuda")
+    assert (gpu.model, gpu.quantization) == ("Qwen/Qwen3-Embedding-0.6B", "float16")
+    # A set MAX_BATCH_TOKENS wins; unset, it follows the device.
+    assert (cpu.max_batch_tokens, gpu.max_batch_tokens) == (4096, 4096)
+    monkeypatch.delenv("MAX_BATCH_TOKENS")
+    unset = EmbedderConfig.from_env()
+    assert unset.for_device("cpu").max_batch_tokens == 4096
+    assert unset.for_device("cuda").max_batch_tokens == 16384
+
+    monkeypatch.setenv("DEFAULT_EMBEDDING_MODEL", "/models/mine")
+    monkeypatch.setenv("DEFAULT_QUANTIZATION", "BFloat16")
+    chosen = EmbedderConfig.from_env().for_device("cuda")
+    assert (chosen.model, chosen.quantization) == ("/models/mine", "bfloat16")
 
     monkeypatch.setenv("DEFAULT_QUANTIZATION", "int4")
     with pytest.raises(ConfigError, match="DEFAULT_QUANTIZATION"):
         EmbedderConfig.from_env()
+
+
+def test_torch_threads_follow_the_cpu_quota(tmp_path: Path) -> None:
+    cpus = len(os.sched_getaffinity(0))
+    quota = tmp_path / "cpu.max"
+    quota.write_text("max 100000\n")
+    assert available_cpus(quota) == cpus
+    quota.write_text("100000 100000\n")
+    assert available_cpus(quota) == 1
+    quota.write_text("50000 100000\n")  # half a CPU still gets a thread
+    assert available_cpus(quota) == 1
+    assert available_cpus(tmp_path / "absent") == cpus
 
 
 def test_unknown_model_is_not_downloaded() -> None:

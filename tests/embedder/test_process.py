@@ -72,9 +72,13 @@ async def test_process_serves_after_warm_up_and_stops_on_sigterm() -> None:
 
 async def test_unsupported_precision_refuses_to_start() -> None:
     process = await start(
-        {"EMBEDDER_ADDRESS": f"127.0.0.1:{free_port()}", "DEFAULT_QUANTIZATION": "int8"}
+        {
+            "EMBEDDER_ADDRESS": f"127.0.0.1:{free_port()}",
+            "EMBEDDER_DEVICE": "cpu",
+            "DEFAULT_QUANTIZATION": "float16",
+        }
     )
     async with asyncio.timeout(60):
         _, stderr = await process.communicate()
     assert process.returncode == 2
-    assert b"DEFAULT_QUANTIZATION=int8 is not supported on cpu" in stderr
+    assert b"DEFAULT_QUANTIZATION=float16 is not supported on cpu: CPU kernels" in stderr

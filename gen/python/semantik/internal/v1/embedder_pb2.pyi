@@ -17,12 +17,18 @@ INPUT_KIND_DOCUMENT: InputKind
 INPUT_KIND_QUERY: InputKind
 
 class EmbedRequest(_message.Message):
-    __slots__ = ("texts", "kind")
+    __slots__ = ("texts", "kind", "dimensions", "strict", "task")
     TEXTS_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
+    DIMENSIONS_FIELD_NUMBER: _ClassVar[int]
+    STRICT_FIELD_NUMBER: _ClassVar[int]
+    TASK_FIELD_NUMBER: _ClassVar[int]
     texts: _containers.RepeatedScalarFieldContainer[str]
     kind: InputKind
-    def __init__(self, texts: _Optional[_Iterable[str]] = ..., kind: _Optional[_Union[InputKind, str]] = ...) -> None: ...
+    dimensions: int
+    strict: bool
+    task: str
+    def __init__(self, texts: _Optional[_Iterable[str]] = ..., kind: _Optional[_Union[InputKind, str]] = ..., dimensions: _Optional[int] = ..., strict: _Optional[bool] = ..., task: _Optional[str] = ...) -> None: ...
 
 class Embedding(_message.Message):
     __slots__ = ("values", "token_count", "truncated")
@@ -41,14 +47,20 @@ class EmbedResponse(_message.Message):
     def __init__(self, embeddings: _Optional[_Iterable[_Union[Embedding, _Mapping]]] = ...) -> None: ...
 
 class EmbedStreamRequest(_message.Message):
-    __slots__ = ("texts", "kind", "request_id")
+    __slots__ = ("texts", "kind", "request_id", "dimensions", "strict", "task")
     TEXTS_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    DIMENSIONS_FIELD_NUMBER: _ClassVar[int]
+    STRICT_FIELD_NUMBER: _ClassVar[int]
+    TASK_FIELD_NUMBER: _ClassVar[int]
     texts: _containers.RepeatedScalarFieldContainer[str]
     kind: InputKind
     request_id: str
-    def __init__(self, texts: _Optional[_Iterable[str]] = ..., kind: _Optional[_Union[InputKind, str]] = ..., request_id: _Optional[str] = ...) -> None: ...
+    dimensions: int
+    strict: bool
+    task: str
+    def __init__(self, texts: _Optional[_Iterable[str]] = ..., kind: _Optional[_Union[InputKind, str]] = ..., request_id: _Optional[str] = ..., dimensions: _Optional[int] = ..., strict: _Optional[bool] = ..., task: _Optional[str] = ...) -> None: ...
 
 class EmbedStreamResponse(_message.Message):
     __slots__ = ("embeddings", "request_id")
@@ -78,22 +90,52 @@ class TokenizeResponse(_message.Message):
     tokenizations: _containers.RepeatedCompositeFieldContainer[Tokenization]
     def __init__(self, tokenizations: _Optional[_Iterable[_Union[Tokenization, _Mapping]]] = ...) -> None: ...
 
+class CountTokensRequest(_message.Message):
+    __slots__ = ("texts", "kind", "task")
+    TEXTS_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    texts: _containers.RepeatedScalarFieldContainer[str]
+    kind: InputKind
+    task: str
+    def __init__(self, texts: _Optional[_Iterable[str]] = ..., kind: _Optional[_Union[InputKind, str]] = ..., task: _Optional[str] = ...) -> None: ...
+
+class CountTokensResponse(_message.Message):
+    __slots__ = ("token_counts", "max_tokens")
+    TOKEN_COUNTS_FIELD_NUMBER: _ClassVar[int]
+    MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    token_counts: _containers.RepeatedScalarFieldContainer[int]
+    max_tokens: int
+    def __init__(self, token_counts: _Optional[_Iterable[int]] = ..., max_tokens: _Optional[int] = ...) -> None: ...
+
 class InfoRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
 class InfoResponse(_message.Message):
-    __slots__ = ("model", "dimensions", "max_tokens", "precision", "device", "memory_bytes")
+    __slots__ = ("model", "dimensions", "max_tokens", "precision", "device", "memory_bytes", "pooling", "min_dimensions", "normalized", "query_prompt", "document_prompt", "padding_side")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     DIMENSIONS_FIELD_NUMBER: _ClassVar[int]
     MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
     PRECISION_FIELD_NUMBER: _ClassVar[int]
     DEVICE_FIELD_NUMBER: _ClassVar[int]
     MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    POOLING_FIELD_NUMBER: _ClassVar[int]
+    MIN_DIMENSIONS_FIELD_NUMBER: _ClassVar[int]
+    NORMALIZED_FIELD_NUMBER: _ClassVar[int]
+    QUERY_PROMPT_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENT_PROMPT_FIELD_NUMBER: _ClassVar[int]
+    PADDING_SIDE_FIELD_NUMBER: _ClassVar[int]
     model: str
     dimensions: int
     max_tokens: int
     precision: str
     device: str
     memory_bytes: int
-    def __init__(self, model: _Optional[str] = ..., dimensions: _Optional[int] = ..., max_tokens: _Optional[int] = ..., precision: _Optional[str] = ..., device: _Optional[str] = ..., memory_bytes: _Optional[int] = ...) -> None: ...
+    pooling: str
+    min_dimensions: int
+    normalized: bool
+    query_prompt: str
+    document_prompt: str
+    padding_side: str
+    def __init__(self, model: _Optional[str] = ..., dimensions: _Optional[int] = ..., max_tokens: _Optional[int] = ..., precision: _Optional[str] = ..., device: _Optional[str] = ..., memory_bytes: _Optional[int] = ..., pooling: _Optional[str] = ..., min_dimensions: _Optional[int] = ..., normalized: _Optional[bool] = ..., query_prompt: _Optional[str] = ..., document_prompt: _Optional[str] = ..., padding_side: _Optional[str] = ...) -> None: ...

@@ -50,6 +50,11 @@ class EmbedderServiceStub:
                 request_serializer=semantik_dot_internal_dot_v1_dot_embedder__pb2.TokenizeRequest.SerializeToString,
                 response_deserializer=semantik_dot_internal_dot_v1_dot_embedder__pb2.TokenizeResponse.FromString,
                 _registered_method=True)
+        self.CountTokens = channel.unary_unary(
+                '/semantik.internal.v1.EmbedderService/CountTokens',
+                request_serializer=semantik_dot_internal_dot_v1_dot_embedder__pb2.CountTokensRequest.SerializeToString,
+                response_deserializer=semantik_dot_internal_dot_v1_dot_embedder__pb2.CountTokensResponse.FromString,
+                _registered_method=True)
         self.Info = channel.unary_unary(
                 '/semantik.internal.v1.EmbedderService/Info',
                 request_serializer=semantik_dot_internal_dot_v1_dot_embedder__pb2.InfoRequest.SerializeToString,
@@ -83,6 +88,15 @@ class EmbedderServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CountTokens(self, request, context):
+        """Counts the tokens the model would see for each text (special tokens and
+        the query instruction included, nothing cut), to check inputs against
+        `max_tokens` before a strict Embed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Info(self, request, context):
         """Describes the loaded model.
         """
@@ -107,6 +121,11 @@ def add_EmbedderServiceServicer_to_server(servicer, server):
                     servicer.Tokenize,
                     request_deserializer=semantik_dot_internal_dot_v1_dot_embedder__pb2.TokenizeRequest.FromString,
                     response_serializer=semantik_dot_internal_dot_v1_dot_embedder__pb2.TokenizeResponse.SerializeToString,
+            ),
+            'CountTokens': grpc.unary_unary_rpc_method_handler(
+                    servicer.CountTokens,
+                    request_deserializer=semantik_dot_internal_dot_v1_dot_embedder__pb2.CountTokensRequest.FromString,
+                    response_serializer=semantik_dot_internal_dot_v1_dot_embedder__pb2.CountTokensResponse.SerializeToString,
             ),
             'Info': grpc.unary_unary_rpc_method_handler(
                     servicer.Info,
@@ -196,6 +215,33 @@ class EmbedderService:
             '/semantik.internal.v1.EmbedderService/Tokenize',
             semantik_dot_internal_dot_v1_dot_embedder__pb2.TokenizeRequest.SerializeToString,
             semantik_dot_internal_dot_v1_dot_embedder__pb2.TokenizeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CountTokens(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/semantik.internal.v1.EmbedderService/CountTokens',
+            semantik_dot_internal_dot_v1_dot_embedder__pb2.CountTokensRequest.SerializeToString,
+            semantik_dot_internal_dot_v1_dot_embedder__pb2.CountTokensResponse.FromString,
             options,
             channel_credentials,
             insecure,
