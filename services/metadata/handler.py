@@ -24,6 +24,7 @@ from services.metadata.resources import (
     operation_message,
 )
 from services.metadata.store import (
+    DocumentFilters,
     MetadataStore,
     NewChunk,
     NewCollection,
@@ -321,6 +322,7 @@ class MetadataHandler:
             _check_non_negative(violations, f"chunks[{i}].chunk_index", record.chunk_index)
             _check_non_negative(violations, f"chunks[{i}].start_offset", record.start_offset)
             _check_non_negative(violations, f"chunks[{i}].token_count", record.token_count)
+            _check_non_negative(violations, f"chunks[{i}].page", record.page)
             if record.end_offset < record.start_offset:
                 violations.add(f"chunks[{i}].end_offset", "must not be before start_offset")
             _check_text(violations, f"chunks[{i}].text", record.text)
@@ -332,6 +334,7 @@ class MetadataHandler:
                     start_offset=record.start_offset,
                     end_offset=record.end_offset,
                     token_count=record.token_count,
+                    page=record.page,
                 )
             )
         return chunks
@@ -349,16 +352,18 @@ class MetadataHandler:
         self, request: metadata_pb2.ListDocumentsRequest, context: ServicerContext
     ) -> metadata_pb2.ListDocumentsResponse:
         collection_id = resources.parse_collection_name("parent", request.parent)
+        filters = _document_filters(request)
+        # AIP-158: a token continues only the listing it came from, same filters.
+        listing = f"{collection_id}|{filters!r}"
         size = pagination.page_size(request.page_size)
         position = pagination.decode_token(request.page_token, "documents")
         after = None
         if position is not None:
             after = position.get("after")
-            # A token only continues the listing of the collection it came from.
-            if position.get("parent") != collection_id or not isinstance(after, str):
+            if position.get("listing") != listing or not isinstance(after, str):
                 raise pagination.bad_token()
         rows = await self._store.list_documents(
-            collection_id, after, size + 1, self._timeout(context)
+            collection_id, after, size + 1, self._timeout(context), filters
         )
         if rows is None:
             raise not_found(COLLECTION, request.parent)
@@ -366,7 +371,7 @@ class MetadataHandler:
         token = ""
         if len(rows) > size:
             token = pagination.encode_token(
-                "documents", parent=collection_id, after=page[-1]["source_path"]
+                "documents", listing=listing, after=page[-1]["source_path"]
             )
         return metadata_pb2.ListDocumentsResponse(
             documents=[document_message(row) for row in page], next_page_token=token
@@ -401,3 +406,29 @@ class MetadataHandler:
                 if row is not None
             ]
         )
+
+
+MAX_FILTER_CHARS = 4096
+
+
+def _document_filters(request: metadata_pb2.ListDocumentsRequest) -> DocumentFilters:
+    """The request's optional filters, checked; unset ones are None."""
+    violations = FieldViolations()
+    for field in ("path_prefix", "mime_type"):
+        value: str = getattr(request, field)
+        _check_text(violations, field, value)
+        if len(value) > MAX_FILTER_CHARS:
+            violations.add(field, f"at most {MAX_FILTER_CHARS} characters")
+    after = request.modified_after.ToDatetime(UTC) if request.HasField("modified_after") else None
+    before = (
+        request.modified_before.ToDatetime(UTC) if request.HasField("modified_before") else None
+    )
+    if after is not None and before is not None and after >= before:
+        violations.add("modified_before", "must be later than modified_after")
+    violations.raise_if_any()
+    return DocumentFilters(
+        path_prefix=request.path_prefix or None,
+        mime_type=request.mime_type or None,
+        modified_after=after,
+        modified_before=before,
+    )

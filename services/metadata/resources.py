@@ -176,4 +176,5 @@ def chunk_message(row: Row) -> metadata_pb2.ChunkRecord:
         start_offset=row["start_offset"],
         end_offset=row["end_offset"],
         token_count=row["token_count"],
+        page=row["page"],
     )

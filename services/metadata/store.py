@@ -9,6 +9,7 @@ is left of the caller's deadline.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -85,6 +86,16 @@ HYDRATE_SQL = """
     FROM chunks c JOIN documents d ON d.id = c.document_id
     WHERE c.partition_key = $3 AND c.collection_id = $2 AND c.id = ANY($1::uuid[])
 """
+
+
+@dataclass(frozen=True)
+class DocumentFilters:
+    """Optional conditions of a document listing; None matches everything."""
+
+    path_prefix: str | None = None
+    mime_type: str | None = None
+    modified_after: datetime | None = None
+    modified_before: datetime | None = None
 
 
 class Deadline:
@@ -299,10 +310,13 @@ class MetadataStore:
         try:
             await connection.execute("SELECT 1", timeout=min(deadline.left(), 5.0))
             return connection
-        except CONNECTION_ERRORS:
-            # Dead (the server restarted since): this connection and its
-            # siblings are stale. Drop them all and take a fresh one.
-            await pool.release(connection)
+        except Exception:
+            # Any failed ping means the connection is unusable: dead (the
+            # server restarted since), or mid-teardown, which asyncpg reports
+            # as InternalClientError. It and its siblings are stale: drop
+            # them all and take a fresh one.
+            with contextlib.suppress(Exception):
+                await pool.release(connection)
             pool.expire_connections()
         acquire_s = min(deadline.left(), self._config.pool_timeout_s)
         return await pool.acquire(timeout=acquire_s)
@@ -508,17 +522,34 @@ class MetadataStore:
             return row
 
     async def list_documents(
-        self, collection_id: str, after_path: str | None, limit: int, timeout_s: float
+        self,
+        collection_id: str,
+        after_path: str | None,
+        limit: int,
+        timeout_s: float,
+        filters: DocumentFilters | None = None,
     ) -> list[Row] | None:
         """A page of documents by source path; None when the collection is absent."""
+        filters = filters or DocumentFilters()
         async with self._connection(timeout_s) as (connection, deadline):
+            # Unset filters are NULL and match everything, so one prepared
+            # statement serves every combination. starts_with() takes the
+            # prefix literally (no LIKE wildcards to escape).
             rows: list[Row] = await connection.fetch(
                 "SELECT * FROM documents WHERE collection_id = $1"
                 " AND ($2::text IS NULL OR source_path > $2)"
+                " AND ($4::text IS NULL OR starts_with(source_path, $4))"
+                " AND ($5::text IS NULL OR mime_type = $5)"
+                " AND ($6::timestamptz IS NULL OR modify_time >= $6)"
+                " AND ($7::timestamptz IS NULL OR modify_time < $7)"
                 " ORDER BY source_path LIMIT $3",
                 collection_id,
                 after_path,
                 limit,
+                filters.path_prefix,
+                filters.mime_type,
+                filters.modified_after,
+                filters.modified_before,
                 timeout=deadline.left(),
             )
             if not rows:

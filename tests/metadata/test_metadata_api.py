@@ -343,6 +343,7 @@ async def test_hydrate_keeps_request_order_and_collection_isolation(stub: Any) -
     await create_collection(stub, "hydrate-a")
     await create_collection(stub, "hydrate-b")
     a = [chunk(f"a{i}", i) for i in range(4)]
+    a[3].page = 7  # page numbers round-trip
     b = [chunk("b0", 0)]
     doc_a = await upsert(stub, "hydrate-a", "/a.txt", a)
     await upsert(stub, "hydrate-b", "/b.txt", b)
@@ -359,6 +360,7 @@ async def test_hydrate_keeps_request_order_and_collection_isolation(stub: Any) -
     first = response.chunks[0]
     assert first.chunk.text == "a3"
     assert (first.chunk.start_offset, first.chunk.end_offset) == (30, 32)
+    assert (first.chunk.page, response.chunks[1].chunk.page) == (7, 0)
     assert first.document == doc_a.document.name
     assert first.source_path == "/a.txt"
 
@@ -610,3 +612,90 @@ async def test_retried_upserts_never_duplicate(stub: Any, postgres: Any) -> None
     assert (counts["documents"], counts["chunks"]) == (1, 5)
     collection = await get_collection(stub, "retries")
     assert (collection.document_count, collection.chunk_count) == (1, 5)
+
+
+async def test_list_documents_filters_by_prefix_mime_and_date(stub: Any) -> None:
+    await create_collection(stub, "filtered")
+    day = 86_400
+    documents = [
+        ("/data/notes/a.md", "text/markdown", 1_700_000_000),
+        ("/data/notes/b.txt", "text/plain", 1_700_000_000 + day),
+        ("/data/notes_old/c.md", "text/markdown", 1_700_000_000 + 2 * day),
+        ("/data/%_odd/d.md", "text/markdown", 1_700_000_000 + 3 * day),
+        ("/other/e.md", "text/markdown", 1_700_000_000 + 4 * day),
+    ]
+    for path, mime, modified in documents:
+        await stub.UpsertDocument(
+            metadata_pb2.UpsertDocumentRequest(
+                collection_id="filtered",
+                document=document_pb2.Document(
+                    source_path=path,
+                    content_hash="cd" * 32,
+                    size_bytes=10,
+                    mime_type=mime,
+                    state=document_pb2.DOCUMENT_STATE_INDEXED,
+                    modify_time=timestamp_pb2.Timestamp(seconds=modified),
+                ),
+                chunks=[chunk(path, 0)],
+            )
+        )
+
+    async def paths(page_size: int = 0, **filters: Any) -> list[str]:
+        found: list[str] = []
+        token = ""
+        while True:
+            response = await stub.ListDocuments(
+                metadata_pb2.ListDocumentsRequest(
+                    parent="collections/filtered",
+                    page_size=page_size,
+                    page_token=token,
+                    **filters,
+                )
+            )
+            found += [document.source_path for document in response.documents]
+            token = response.next_page_token
+            if not token:
+                return found
+
+    assert await paths(path_prefix="/data/notes/") == ["/data/notes/a.md", "/data/notes/b.txt"]
+    # The prefix is literal: % and _ are not wildcards.
+    assert await paths(path_prefix="/data/%_") == ["/data/%_odd/d.md"]
+    assert await paths(mime_type="text/plain") == ["/data/notes/b.txt"]
+    window: dict[str, Any] = {
+        "modified_after": timestamp_pb2.Timestamp(seconds=1_700_000_000 + day),
+        "modified_before": timestamp_pb2.Timestamp(seconds=1_700_000_000 + 3 * day),
+    }
+    assert await paths(**window) == ["/data/notes/b.txt", "/data/notes_old/c.md"]
+    combined = await paths(page_size=1, path_prefix="/data/", mime_type="text/markdown")
+    assert combined == ["/data/%_odd/d.md", "/data/notes/a.md", "/data/notes_old/c.md"]
+
+    # A token only continues a listing with the same filters.
+    first = await stub.ListDocuments(
+        metadata_pb2.ListDocumentsRequest(
+            parent="collections/filtered", page_size=1, mime_type="text/markdown"
+        )
+    )
+    changed = await rpc_error(
+        stub.ListDocuments(
+            metadata_pb2.ListDocumentsRequest(
+                parent="collections/filtered",
+                page_size=1,
+                mime_type="text/plain",
+                page_token=first.next_page_token,
+            )
+        )
+    )
+    assert changed.code() == INVALID
+    assert "page_token" in field_violations(changed)
+
+    backwards = await rpc_error(
+        stub.ListDocuments(
+            metadata_pb2.ListDocumentsRequest(
+                parent="collections/filtered",
+                modified_after=window["modified_before"],
+                modified_before=window["modified_after"],
+            )
+        )
+    )
+    assert backwards.code() == INVALID
+    assert "modified_before" in field_violations(backwards)

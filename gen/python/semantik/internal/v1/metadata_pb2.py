@@ -22,70 +22,71 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from semantik.v1 import collection_pb2 as semantik_dot_v1_dot_collection__pb2
 from semantik.v1 import document_pb2 as semantik_dot_v1_dot_document__pb2
 from semantik.v1 import operation_pb2 as semantik_dot_v1_dot_operation__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#semantik/internal/v1/metadata.proto\x12\x14semantik.internal.v1\x1a\x1csemantik/v1/collection.proto\x1a\x1asemantik/v1/document.proto\x1a\x1bsemantik/v1/operation.proto\"R\n\x17\x43reateCollectionRequest\x12\x37\n\ncollection\x18\x01 \x01(\x0b\x32\x17.semantik.v1.CollectionR\ncollection\"S\n\x18\x43reateCollectionResponse\x12\x37\n\ncollection\x18\x01 \x01(\x0b\x32\x17.semantik.v1.CollectionR\ncollection\"*\n\x14GetCollectionRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"P\n\x15GetCollectionResponse\x12\x37\n\ncollection\x18\x01 \x01(\x0b\x32\x17.semantik.v1.CollectionR\ncollection\"T\n\x16ListCollectionsRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\"|\n\x17ListCollectionsResponse\x12\x39\n\x0b\x63ollections\x18\x01 \x03(\x0b\x32\x17.semantik.v1.CollectionR\x0b\x63ollections\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"-\n\x17\x44\x65leteCollectionRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"\x1a\n\x18\x44\x65leteCollectionResponse\"N\n\x16\x43reateOperationRequest\x12\x34\n\toperation\x18\x01 \x01(\x0b\x32\x16.semantik.v1.OperationR\toperation\"O\n\x17\x43reateOperationResponse\x12\x34\n\toperation\x18\x01 \x01(\x0b\x32\x16.semantik.v1.OperationR\toperation\")\n\x13GetOperationRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"L\n\x14GetOperationResponse\x12\x34\n\toperation\x18\x01 \x01(\x0b\x32\x16.semantik.v1.OperationR\toperation\"S\n\x15ListOperationsRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\"x\n\x16ListOperationsResponse\x12\x36\n\noperations\x18\x01 \x03(\x0b\x32\x16.semantik.v1.OperationR\noperations\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x85\x02\n\x16UpdateOperationRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x31\n\x05state\x18\x02 \x01(\x0e\x32\x1b.semantik.v1.OperationStateR\x05state\x12:\n\x08progress\x18\x03 \x01(\x0b\x32\x1e.semantik.v1.OperationProgressR\x08progress\x12\x43\n\x0f\x64ocument_errors\x18\x04 \x03(\x0b\x32\x1a.semantik.v1.DocumentErrorR\x0e\x64ocumentErrors\x12#\n\rerror_message\x18\x05 \x01(\tR\x0c\x65rrorMessage\"O\n\x17UpdateOperationResponse\x12\x34\n\toperation\x18\x01 \x01(\x0b\x32\x16.semantik.v1.OperationR\toperation\"\xc0\x01\n\x0b\x43hunkRecord\x12\x19\n\x08\x63hunk_id\x18\x01 \x01(\tR\x07\x63hunkId\x12\x1f\n\x0b\x63hunk_index\x18\x02 \x01(\x05R\nchunkIndex\x12\x12\n\x04text\x18\x03 \x01(\tR\x04text\x12!\n\x0cstart_offset\x18\x04 \x01(\x05R\x0bstartOffset\x12\x1d\n\nend_offset\x18\x05 \x01(\x05R\tendOffset\x12\x1f\n\x0btoken_count\x18\x06 \x01(\x05R\ntokenCount\"\xaa\x01\n\x15UpsertDocumentRequest\x12#\n\rcollection_id\x18\x01 \x01(\tR\x0c\x63ollectionId\x12\x31\n\x08\x64ocument\x18\x02 \x01(\x0b\x32\x15.semantik.v1.DocumentR\x08\x64ocument\x12\x39\n\x06\x63hunks\x18\x03 \x03(\x0b\x32!.semantik.internal.v1.ChunkRecordR\x06\x63hunks\"y\n\x16UpsertDocumentResponse\x12\x31\n\x08\x64ocument\x18\x01 \x01(\x0b\x32\x15.semantik.v1.DocumentR\x08\x64ocument\x12,\n\x12replaced_chunk_ids\x18\x02 \x03(\tR\x10replacedChunkIds\"(\n\x12GetDocumentRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"H\n\x13GetDocumentResponse\x12\x31\n\x08\x64ocument\x18\x01 \x01(\x0b\x32\x15.semantik.v1.DocumentR\x08\x64ocument\"j\n\x14ListDocumentsRequest\x12\x16\n\x06parent\x18\x01 \x01(\tR\x06parent\x12\x1b\n\tpage_size\x18\x02 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x03 \x01(\tR\tpageToken\"t\n\x15ListDocumentsResponse\x12\x33\n\tdocuments\x18\x01 \x03(\x0b\x32\x15.semantik.v1.DocumentR\tdocuments\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"X\n\x14HydrateChunksRequest\x12#\n\rcollection_id\x18\x01 \x01(\tR\x0c\x63ollectionId\x12\x1b\n\tchunk_ids\x18\x02 \x03(\tR\x08\x63hunkIds\"\x85\x01\n\rHydratedChunk\x12\x37\n\x05\x63hunk\x18\x01 \x01(\x0b\x32!.semantik.internal.v1.ChunkRecordR\x05\x63hunk\x12\x1a\n\x08\x64ocument\x18\x02 \x01(\tR\x08\x64ocument\x12\x1f\n\x0bsource_path\x18\x03 \x01(\tR\nsourcePath\"T\n\x15HydrateChunksResponse\x12;\n\x06\x63hunks\x18\x01 \x03(\x0b\x32#.semantik.internal.v1.HydratedChunkR\x06\x63hunks2\xaa\n\n\x0fMetadataService\x12q\n\x10\x43reateCollection\x12-.semantik.internal.v1.CreateCollectionRequest\x1a..semantik.internal.v1.CreateCollectionResponse\x12h\n\rGetCollection\x12*.semantik.internal.v1.GetCollectionRequest\x1a+.semantik.internal.v1.GetCollectionResponse\x12n\n\x0fListCollections\x12,.semantik.internal.v1.ListCollectionsRequest\x1a-.semantik.internal.v1.ListCollectionsResponse\x12q\n\x10\x44\x65leteCollection\x12-.semantik.internal.v1.DeleteCollectionRequest\x1a..semantik.internal.v1.DeleteCollectionResponse\x12n\n\x0f\x43reateOperation\x12,.semantik.internal.v1.CreateOperationRequest\x1a-.semantik.internal.v1.CreateOperationResponse\x12\x65\n\x0cGetOperation\x12).semantik.internal.v1.GetOperationRequest\x1a*.semantik.internal.v1.GetOperationResponse\x12k\n\x0eListOperations\x12+.semantik.internal.v1.ListOperationsRequest\x1a,.semantik.internal.v1.ListOperationsResponse\x12n\n\x0fUpdateOperation\x12,.semantik.internal.v1.UpdateOperationRequest\x1a-.semantik.internal.v1.UpdateOperationResponse\x12k\n\x0eUpsertDocument\x12+.semantik.internal.v1.UpsertDocumentRequest\x1a,.semantik.internal.v1.UpsertDocumentResponse\x12\x62\n\x0bGetDocument\x12(.semantik.internal.v1.GetDocumentRequest\x1a).semantik.internal.v1.GetDocumentResponse\x12h\n\rListDocuments\x12*.semantik.internal.v1.ListDocumentsRequest\x1a+.semantik.internal.v1.ListDocumentsResponse\x12h\n\rHydrateChunks\x12*.semantik.internal.v1.HydrateChunksRequest\x1a+.semantik.internal.v1.HydrateChunksResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#semantik/internal/v1/metadata.proto\x12\x14semantik.internal.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1csemantik/v1/collection.proto\x1a\x1asemantik/v1/document.proto\x1a\x1bsemantik/v1/operation.proto\"R\n\x17\x43reateCollectionRequest\x12\x37\n\ncollection\x18\x01 \x01(\x0b\x32\x17.semantik.v1.CollectionR\ncollection\"S\n\x18\x43reateCollectionResponse\x12\x37\n\ncollection\x18\x01 \x01(\x0b\x32\x17.semantik.v1.CollectionR\ncollection\"*\n\x14GetCollectionRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"P\n\x15GetCollectionResponse\x12\x37\n\ncollection\x18\x01 \x01(\x0b\x32\x17.semantik.v1.CollectionR\ncollection\"T\n\x16ListCollectionsRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\"|\n\x17ListCollectionsResponse\x12\x39\n\x0b\x63ollections\x18\x01 \x03(\x0b\x32\x17.semantik.v1.CollectionR\x0b\x63ollections\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"-\n\x17\x44\x65leteCollectionRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"\x1a\n\x18\x44\x65leteCollectionResponse\"N\n\x16\x43reateOperationRequest\x12\x34\n\toperation\x18\x01 \x01(\x0b\x32\x16.semantik.v1.OperationR\toperation\"O\n\x17\x43reateOperationResponse\x12\x34\n\toperation\x18\x01 \x01(\x0b\x32\x16.semantik.v1.OperationR\toperation\")\n\x13GetOperationRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"L\n\x14GetOperationResponse\x12\x34\n\toperation\x18\x01 \x01(\x0b\x32\x16.semantik.v1.OperationR\toperation\"S\n\x15ListOperationsRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\"x\n\x16ListOperationsResponse\x12\x36\n\noperations\x18\x01 \x03(\x0b\x32\x16.semantik.v1.OperationR\noperations\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x85\x02\n\x16UpdateOperationRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x31\n\x05state\x18\x02 \x01(\x0e\x32\x1b.semantik.v1.OperationStateR\x05state\x12:\n\x08progress\x18\x03 \x01(\x0b\x32\x1e.semantik.v1.OperationProgressR\x08progress\x12\x43\n\x0f\x64ocument_errors\x18\x04 \x03(\x0b\x32\x1a.semantik.v1.DocumentErrorR\x0e\x64ocumentErrors\x12#\n\rerror_message\x18\x05 \x01(\tR\x0c\x65rrorMessage\"O\n\x17UpdateOperationResponse\x12\x34\n\toperation\x18\x01 \x01(\x0b\x32\x16.semantik.v1.OperationR\toperation\"\xd4\x01\n\x0b\x43hunkRecord\x12\x19\n\x08\x63hunk_id\x18\x01 \x01(\tR\x07\x63hunkId\x12\x1f\n\x0b\x63hunk_index\x18\x02 \x01(\x05R\nchunkIndex\x12\x12\n\x04text\x18\x03 \x01(\tR\x04text\x12!\n\x0cstart_offset\x18\x04 \x01(\x05R\x0bstartOffset\x12\x1d\n\nend_offset\x18\x05 \x01(\x05R\tendOffset\x12\x1f\n\x0btoken_count\x18\x06 \x01(\x05R\ntokenCount\x12\x12\n\x04page\x18\x07 \x01(\x05R\x04page\"\xaa\x01\n\x15UpsertDocumentRequest\x12#\n\rcollection_id\x18\x01 \x01(\tR\x0c\x63ollectionId\x12\x31\n\x08\x64ocument\x18\x02 \x01(\x0b\x32\x15.semantik.v1.DocumentR\x08\x64ocument\x12\x39\n\x06\x63hunks\x18\x03 \x03(\x0b\x32!.semantik.internal.v1.ChunkRecordR\x06\x63hunks\"y\n\x16UpsertDocumentResponse\x12\x31\n\x08\x64ocument\x18\x01 \x01(\x0b\x32\x15.semantik.v1.DocumentR\x08\x64ocument\x12,\n\x12replaced_chunk_ids\x18\x02 \x03(\tR\x10replacedChunkIds\"(\n\x12GetDocumentRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"H\n\x13GetDocumentResponse\x12\x31\n\x08\x64ocument\x18\x01 \x01(\x0b\x32\x15.semantik.v1.DocumentR\x08\x64ocument\"\xb0\x02\n\x14ListDocumentsRequest\x12\x16\n\x06parent\x18\x01 \x01(\tR\x06parent\x12\x1b\n\tpage_size\x18\x02 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x03 \x01(\tR\tpageToken\x12\x1f\n\x0bpath_prefix\x18\x04 \x01(\tR\npathPrefix\x12\x1b\n\tmime_type\x18\x05 \x01(\tR\x08mimeType\x12\x41\n\x0emodified_after\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\rmodifiedAfter\x12\x43\n\x0fmodified_before\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x0emodifiedBefore\"t\n\x15ListDocumentsResponse\x12\x33\n\tdocuments\x18\x01 \x03(\x0b\x32\x15.semantik.v1.DocumentR\tdocuments\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"X\n\x14HydrateChunksRequest\x12#\n\rcollection_id\x18\x01 \x01(\tR\x0c\x63ollectionId\x12\x1b\n\tchunk_ids\x18\x02 \x03(\tR\x08\x63hunkIds\"\x85\x01\n\rHydratedChunk\x12\x37\n\x05\x63hunk\x18\x01 \x01(\x0b\x32!.semantik.internal.v1.ChunkRecordR\x05\x63hunk\x12\x1a\n\x08\x64ocument\x18\x02 \x01(\tR\x08\x64ocument\x12\x1f\n\x0bsource_path\x18\x03 \x01(\tR\nsourcePath\"T\n\x15HydrateChunksResponse\x12;\n\x06\x63hunks\x18\x01 \x03(\x0b\x32#.semantik.internal.v1.HydratedChunkR\x06\x63hunks2\xaa\n\n\x0fMetadataService\x12q\n\x10\x43reateCollection\x12-.semantik.internal.v1.CreateCollectionRequest\x1a..semantik.internal.v1.CreateCollectionResponse\x12h\n\rGetCollection\x12*.semantik.internal.v1.GetCollectionRequest\x1a+.semantik.internal.v1.GetCollectionResponse\x12n\n\x0fListCollections\x12,.semantik.internal.v1.ListCollectionsRequest\x1a-.semantik.internal.v1.ListCollectionsResponse\x12q\n\x10\x44\x65leteCollection\x12-.semantik.internal.v1.DeleteCollectionRequest\x1a..semantik.internal.v1.DeleteCollectionResponse\x12n\n\x0f\x43reateOperation\x12,.semantik.internal.v1.CreateOperationRequest\x1a-.semantik.internal.v1.CreateOperationResponse\x12\x65\n\x0cGetOperation\x12).semantik.internal.v1.GetOperationRequest\x1a*.semantik.internal.v1.GetOperationResponse\x12k\n\x0eListOperations\x12+.semantik.internal.v1.ListOperationsRequest\x1a,.semantik.internal.v1.ListOperationsResponse\x12n\n\x0fUpdateOperation\x12,.semantik.internal.v1.UpdateOperationRequest\x1a-.semantik.internal.v1.UpdateOperationResponse\x12k\n\x0eUpsertDocument\x12+.semantik.internal.v1.UpsertDocumentRequest\x1a,.semantik.internal.v1.UpsertDocumentResponse\x12\x62\n\x0bGetDocument\x12(.semantik.internal.v1.GetDocumentRequest\x1a).semantik.internal.v1.GetDocumentResponse\x12h\n\rListDocuments\x12*.semantik.internal.v1.ListDocumentsRequest\x1a+.semantik.internal.v1.ListDocumentsResponse\x12h\n\rHydrateChunks\x12*.semantik.internal.v1.HydrateChunksRequest\x1a+.semantik.internal.v1.HydrateChunksResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'semantik.internal.v1.metadata_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CREATECOLLECTIONREQUEST']._serialized_start=148
-  _globals['_CREATECOLLECTIONREQUEST']._serialized_end=230
-  _globals['_CREATECOLLECTIONRESPONSE']._serialized_start=232
-  _globals['_CREATECOLLECTIONRESPONSE']._serialized_end=315
-  _globals['_GETCOLLECTIONREQUEST']._serialized_start=317
-  _globals['_GETCOLLECTIONREQUEST']._serialized_end=359
-  _globals['_GETCOLLECTIONRESPONSE']._serialized_start=361
-  _globals['_GETCOLLECTIONRESPONSE']._serialized_end=441
-  _globals['_LISTCOLLECTIONSREQUEST']._serialized_start=443
-  _globals['_LISTCOLLECTIONSREQUEST']._serialized_end=527
-  _globals['_LISTCOLLECTIONSRESPONSE']._serialized_start=529
-  _globals['_LISTCOLLECTIONSRESPONSE']._serialized_end=653
-  _globals['_DELETECOLLECTIONREQUEST']._serialized_start=655
-  _globals['_DELETECOLLECTIONREQUEST']._serialized_end=700
-  _globals['_DELETECOLLECTIONRESPONSE']._serialized_start=702
-  _globals['_DELETECOLLECTIONRESPONSE']._serialized_end=728
-  _globals['_CREATEOPERATIONREQUEST']._serialized_start=730
-  _globals['_CREATEOPERATIONREQUEST']._serialized_end=808
-  _globals['_CREATEOPERATIONRESPONSE']._serialized_start=810
-  _globals['_CREATEOPERATIONRESPONSE']._serialized_end=889
-  _globals['_GETOPERATIONREQUEST']._serialized_start=891
-  _globals['_GETOPERATIONREQUEST']._serialized_end=932
-  _globals['_GETOPERATIONRESPONSE']._serialized_start=934
-  _globals['_GETOPERATIONRESPONSE']._serialized_end=1010
-  _globals['_LISTOPERATIONSREQUEST']._serialized_start=1012
-  _globals['_LISTOPERATIONSREQUEST']._serialized_end=1095
-  _globals['_LISTOPERATIONSRESPONSE']._serialized_start=1097
-  _globals['_LISTOPERATIONSRESPONSE']._serialized_end=1217
-  _globals['_UPDATEOPERATIONREQUEST']._serialized_start=1220
-  _globals['_UPDATEOPERATIONREQUEST']._serialized_end=1481
-  _globals['_UPDATEOPERATIONRESPONSE']._serialized_start=1483
-  _globals['_UPDATEOPERATIONRESPONSE']._serialized_end=1562
-  _globals['_CHUNKRECORD']._serialized_start=1565
-  _globals['_CHUNKRECORD']._serialized_end=1757
-  _globals['_UPSERTDOCUMENTREQUEST']._serialized_start=1760
-  _globals['_UPSERTDOCUMENTREQUEST']._serialized_end=1930
-  _globals['_UPSERTDOCUMENTRESPONSE']._serialized_start=1932
-  _globals['_UPSERTDOCUMENTRESPONSE']._serialized_end=2053
-  _globals['_GETDOCUMENTREQUEST']._serialized_start=2055
-  _globals['_GETDOCUMENTREQUEST']._serialized_end=2095
-  _globals['_GETDOCUMENTRESPONSE']._serialized_start=2097
-  _globals['_GETDOCUMENTRESPONSE']._serialized_end=2169
-  _globals['_LISTDOCUMENTSREQUEST']._serialized_start=2171
-  _globals['_LISTDOCUMENTSREQUEST']._serialized_end=2277
-  _globals['_LISTDOCUMENTSRESPONSE']._serialized_start=2279
-  _globals['_LISTDOCUMENTSRESPONSE']._serialized_end=2395
-  _globals['_HYDRATECHUNKSREQUEST']._serialized_start=2397
-  _globals['_HYDRATECHUNKSREQUEST']._serialized_end=2485
-  _globals['_HYDRATEDCHUNK']._serialized_start=2488
-  _globals['_HYDRATEDCHUNK']._serialized_end=2621
-  _globals['_HYDRATECHUNKSRESPONSE']._serialized_start=2623
-  _globals['_HYDRATECHUNKSRESPONSE']._serialized_end=2707
-  _globals['_METADATASERVICE']._serialized_start=2710
-  _globals['_METADATASERVICE']._serialized_end=4032
+  _globals['_CREATECOLLECTIONREQUEST']._serialized_start=181
+  _globals['_CREATECOLLECTIONREQUEST']._serialized_end=263
+  _globals['_CREATECOLLECTIONRESPONSE']._serialized_start=265
+  _globals['_CREATECOLLECTIONRESPONSE']._serialized_end=348
+  _globals['_GETCOLLECTIONREQUEST']._serialized_start=350
+  _globals['_GETCOLLECTIONREQUEST']._serialized_end=392
+  _globals['_GETCOLLECTIONRESPONSE']._serialized_start=394
+  _globals['_GETCOLLECTIONRESPONSE']._serialized_end=474
+  _globals['_LISTCOLLECTIONSREQUEST']._serialized_start=476
+  _globals['_LISTCOLLECTIONSREQUEST']._serialized_end=560
+  _globals['_LISTCOLLECTIONSRESPONSE']._serialized_start=562
+  _globals['_LISTCOLLECTIONSRESPONSE']._serialized_end=686
+  _globals['_DELETECOLLECTIONREQUEST']._serialized_start=688
+  _globals['_DELETECOLLECTIONREQUEST']._serialized_end=733
+  _globals['_DELETECOLLECTIONRESPONSE']._serialized_start=735
+  _globals['_DELETECOLLECTIONRESPONSE']._serialized_end=761
+  _globals['_CREATEOPERATIONREQUEST']._serialized_start=763
+  _globals['_CREATEOPERATIONREQUEST']._serialized_end=841
+  _globals['_CREATEOPERATIONRESPONSE']._serialized_start=843
+  _globals['_CREATEOPERATIONRESPONSE']._serialized_end=922
+  _globals['_GETOPERATIONREQUEST']._serialized_start=924
+  _globals['_GETOPERATIONREQUEST']._serialized_end=965
+  _globals['_GETOPERATIONRESPONSE']._serialized_start=967
+  _globals['_GETOPERATIONRESPONSE']._serialized_end=1043
+  _globals['_LISTOPERATIONSREQUEST']._serialized_start=1045
+  _globals['_LISTOPERATIONSREQUEST']._serialized_end=1128
+  _globals['_LISTOPERATIONSRESPONSE']._serialized_start=1130
+  _globals['_LISTOPERATIONSRESPONSE']._serialized_end=1250
+  _globals['_UPDATEOPERATIONREQUEST']._serialized_start=1253
+  _globals['_UPDATEOPERATIONREQUEST']._serialized_end=1514
+  _globals['_UPDATEOPERATIONRESPONSE']._serialized_start=1516
+  _globals['_UPDATEOPERATIONRESPONSE']._serialized_end=1595
+  _globals['_CHUNKRECORD']._serialized_start=1598
+  _globals['_CHUNKRECORD']._serialized_end=1810
+  _globals['_UPSERTDOCUMENTREQUEST']._serialized_start=1813
+  _globals['_UPSERTDOCUMENTREQUEST']._serialized_end=1983
+  _globals['_UPSERTDOCUMENTRESPONSE']._serialized_start=1985
+  _globals['_UPSERTDOCUMENTRESPONSE']._serialized_end=2106
+  _globals['_GETDOCUMENTREQUEST']._serialized_start=2108
+  _globals['_GETDOCUMENTREQUEST']._serialized_end=2148
+  _globals['_GETDOCUMENTRESPONSE']._serialized_start=2150
+  _globals['_GETDOCUMENTRESPONSE']._serialized_end=2222
+  _globals['_LISTDOCUMENTSREQUEST']._serialized_start=2225
+  _globals['_LISTDOCUMENTSREQUEST']._serialized_end=2529
+  _globals['_LISTDOCUMENTSRESPONSE']._serialized_start=2531
+  _globals['_LISTDOCUMENTSRESPONSE']._serialized_end=2647
+  _globals['_HYDRATECHUNKSREQUEST']._serialized_start=2649
+  _globals['_HYDRATECHUNKSREQUEST']._serialized_end=2737
+  _globals['_HYDRATEDCHUNK']._serialized_start=2740
+  _globals['_HYDRATEDCHUNK']._serialized_end=2873
+  _globals['_HYDRATECHUNKSRESPONSE']._serialized_start=2875
+  _globals['_HYDRATECHUNKSRESPONSE']._serialized_end=2959
+  _globals['_METADATASERVICE']._serialized_start=2962
+  _globals['_METADATASERVICE']._serialized_end=4284
 # @@protoc_insertion_point(module_scope)

@@ -1,3 +1,6 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from semantik.v1 import collection_pb2 as _collection_pb2
 from semantik.v1 import document_pb2 as _document_pb2
 from semantik.v1 import operation_pb2 as _operation_pb2
@@ -120,20 +123,22 @@ class UpdateOperationResponse(_message.Message):
     def __init__(self, operation: _Optional[_Union[_operation_pb2.Operation, _Mapping]] = ...) -> None: ...
 
 class ChunkRecord(_message.Message):
-    __slots__ = ("chunk_id", "chunk_index", "text", "start_offset", "end_offset", "token_count")
+    __slots__ = ("chunk_id", "chunk_index", "text", "start_offset", "end_offset", "token_count", "page")
     CHUNK_ID_FIELD_NUMBER: _ClassVar[int]
     CHUNK_INDEX_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     START_OFFSET_FIELD_NUMBER: _ClassVar[int]
     END_OFFSET_FIELD_NUMBER: _ClassVar[int]
     TOKEN_COUNT_FIELD_NUMBER: _ClassVar[int]
+    PAGE_FIELD_NUMBER: _ClassVar[int]
     chunk_id: str
     chunk_index: int
     text: str
     start_offset: int
     end_offset: int
     token_count: int
-    def __init__(self, chunk_id: _Optional[str] = ..., chunk_index: _Optional[int] = ..., text: _Optional[str] = ..., start_offset: _Optional[int] = ..., end_offset: _Optional[int] = ..., token_count: _Optional[int] = ...) -> None: ...
+    page: int
+    def __init__(self, chunk_id: _Optional[str] = ..., chunk_index: _Optional[int] = ..., text: _Optional[str] = ..., start_offset: _Optional[int] = ..., end_offset: _Optional[int] = ..., token_count: _Optional[int] = ..., page: _Optional[int] = ...) -> None: ...
 
 class UpsertDocumentRequest(_message.Message):
     __slots__ = ("collection_id", "document", "chunks")
@@ -166,14 +171,22 @@ class GetDocumentResponse(_message.Message):
     def __init__(self, document: _Optional[_Union[_document_pb2.Document, _Mapping]] = ...) -> None: ...
 
 class ListDocumentsRequest(_message.Message):
-    __slots__ = ("parent", "page_size", "page_token")
+    __slots__ = ("parent", "page_size", "page_token", "path_prefix", "mime_type", "modified_after", "modified_before")
     PARENT_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    PATH_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    MIME_TYPE_FIELD_NUMBER: _ClassVar[int]
+    MODIFIED_AFTER_FIELD_NUMBER: _ClassVar[int]
+    MODIFIED_BEFORE_FIELD_NUMBER: _ClassVar[int]
     parent: str
     page_size: int
     page_token: str
-    def __init__(self, parent: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    path_prefix: str
+    mime_type: str
+    modified_after: _timestamp_pb2.Timestamp
+    modified_before: _timestamp_pb2.Timestamp
+    def __init__(self, parent: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., path_prefix: _Optional[str] = ..., mime_type: _Optional[str] = ..., modified_after: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., modified_before: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ListDocumentsResponse(_message.Message):
     __slots__ = ("documents", "next_page_token")
