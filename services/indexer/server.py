@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import grpc
+
 from semantik.internal.v1 import indexer_pb2, indexer_pb2_grpc
 from servicekit.channels import open_channel
 from servicekit.server import Registration, configure_logging, run_server
@@ -31,19 +33,29 @@ def open_vector_store(config: IndexerConfig) -> VectorStore:
     return EdgeVectorStore(Path(config.vector_data_dir))
 
 
-async def serve(config: IndexerConfig) -> None:
-    store = open_vector_store(config)
-    await store.open()
-    queue = jobs.connect(config.redis_url)
-    embedder_channel = open_channel(config.embedder_target)
-    metadata_channel = open_channel(config.metadata_target)
-    importer = Importer(
+def build_importer(
+    config: IndexerConfig,
+    store: VectorStore,
+    embedder_channel: grpc.aio.Channel,
+    metadata_channel: grpc.aio.Channel,
+) -> Importer:
+    """The import pipeline, the same for the in-process and standalone workers."""
+    return Importer(
         store,
         EmbedderClient(embedder_channel),
         MetadataClient(metadata_channel),
         embed_batch_texts=config.embed_batch_texts,
         document_concurrency=config.document_concurrency,
     )
+
+
+async def serve(config: IndexerConfig) -> None:
+    store = open_vector_store(config)
+    await store.open()
+    queue = jobs.connect(config.redis_url)
+    embedder_channel = open_channel(config.embedder_target)
+    metadata_channel = open_channel(config.metadata_target)
+    importer = build_importer(config, store, embedder_channel, metadata_channel)
     worker = (
         jobs.InProcessWorker(config.redis_url, jobs.runner_for(importer), config.worker_jobs)
         if config.run_worker

@@ -13,10 +13,8 @@ import sys
 from servicekit.channels import open_channel
 from servicekit.server import configure_logging
 from services.indexer import jobs
-from services.indexer.clients import EmbedderClient, MetadataClient
 from services.indexer.config import IndexerConfig
-from services.indexer.ingest import Importer
-from services.indexer.server import open_vector_store
+from services.indexer.server import build_importer, open_vector_store
 
 log = logging.getLogger(__name__)
 
@@ -26,13 +24,7 @@ async def run(config: IndexerConfig) -> None:
     await store.open()
     embedder_channel = open_channel(config.embedder_target)
     metadata_channel = open_channel(config.metadata_target)
-    importer = Importer(
-        store,
-        EmbedderClient(embedder_channel),
-        MetadataClient(metadata_channel),
-        embed_batch_texts=config.embed_batch_texts,
-        document_concurrency=config.document_concurrency,
-    )
+    importer = build_importer(config, store, embedder_channel, metadata_channel)
     try:
         await jobs.run_standalone(config.redis_url, jobs.runner_for(importer), config.worker_jobs)
     finally:

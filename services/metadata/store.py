@@ -39,6 +39,9 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.InterfaceError,
     asyncpg.OperatorInterventionError,  # admin shutdown, cannot connect now
     asyncpg.InsufficientResourcesError,  # too many connections
+    # A pooled connection whose server side was killed can fail mid-teardown
+    # with this instead of a connection error; it is just as retryable.
+    asyncpg.InternalClientError,
 )
 
 COLLECTION_COLUMNS = """
