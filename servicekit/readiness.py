@@ -39,10 +39,6 @@ class Readiness:
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
 
-    @property
-    def serving(self) -> bool:
-        return bool(self._serving)
-
     async def _set(self, serving: bool, reason: str = "") -> None:
         if self._stopping or serving == self._serving:
             return
