@@ -158,6 +158,8 @@ def _embedder(threads: int) -> ServiceProcess:
             "DEFAULT_EMBEDDING_MODEL": MODEL_ID,
             "TORCH_NUM_THREADS": str(threads),
             "HF_HUB_OFFLINE": "1",
+            # Its own private server: no service token, even if this shell has one.
+            "SERVICE_TOKEN": "",
         },
         log_path=WORK / "embedder.log",
         address=f"127.0.0.1:{port}",

@@ -230,6 +230,8 @@ def main() -> None:
                 "DATABASE_URL": postgres.url,
                 "OTEL_TRACES_EXPORTER": "none",
                 "LOG_LEVEL": "WARNING",
+                # Its own private server: no service token, even if this shell has one.
+                "SERVICE_TOKEN": "",
             },
             log_path=root / "metadata.log",
             address=address,

@@ -30,6 +30,7 @@ from semantik.v1 import (
     search_pb2,
     search_pb2_grpc,
 )
+from semantik_cli.channels import public_channel
 from semantik_runner.mesh import Mesh, MeshPorts
 
 RESULTS = Path(__file__).resolve().parent / "results" / "search.json"
@@ -78,13 +79,13 @@ def _index(channel: grpc.Channel, folder: Path) -> tuple[int, float]:
     return int(operation.progress.chunks_done), elapsed
 
 
-def _json_search(connection: http.client.HTTPConnection, query: str) -> list[str]:
+def _json_search(connection: http.client.HTTPConnection, token: str, query: str) -> list[str]:
     body = json.dumps({"query": query, "topK": TOP_K})
     connection.request(
         "POST",
         "/v1/collections/cranfield:search",
         body=body,
-        headers={"Content-Type": "application/json"},
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
     )
     response = connection.getresponse()
     payload: dict[str, Any] = json.loads(response.read())
@@ -117,13 +118,14 @@ def main() -> None:
         mesh = Mesh(root / "mesh", MeshPorts.free())
         mesh.start(timeout_s=300)
         try:
-            channel = grpc.insecure_channel(mesh.grpc_target)
+            token = mesh.bootstrap_admin("bench", "bench password 0123")
+            channel = public_channel(mesh.grpc_target, token)
             chunks, index_s = _index(channel, corpus_dir)
             stub = search_pb2_grpc.SearchServiceStub(channel)
             connection = http.client.HTTPConnection("127.0.0.1", mesh.ports.envoy, timeout=30)
             queries = list(data.queries.items())
             for _, text in queries[:WARMUP_QUERIES]:
-                _json_search(connection, text)
+                _json_search(connection, token, text)
                 _grpc_search(stub, text)
 
             json_ms: list[float] = []
@@ -131,7 +133,7 @@ def main() -> None:
             ndcg: list[float] = []
             for query_id, text in queries:
                 started = time.perf_counter()
-                ranked = _json_search(connection, text)
+                ranked = _json_search(connection, token, text)
                 json_ms.append((time.perf_counter() - started) * 1000)
                 started = time.perf_counter()
                 _grpc_search(stub, text)

@@ -4,14 +4,20 @@
     semantik search "how do wings lift" --collection notes
     semantik operation operations/<id>
     semantik collections
+    semantik bootstrap --user admin --token <bootstrap token>   # the first admin, once
+    export SEMANTIK_TOKEN=$(semantik login --user admin)        # an access token
+    semantik api-key --collection notes --verb read            # prints a new key once
 
 Talks gRPC to `--target` (env `SEMANTIK_TARGET`, default 127.0.0.1:50051),
-the gateway or Envoy; both serve the same public services.
+the gateway or Envoy; both serve the same public services. Calls carry
+`SEMANTIK_TOKEN` (an access token) or `SEMANTIK_API_KEY`; passwords come from
+`SEMANTIK_PASSWORD` or a prompt.
 """
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import os
 import sys
 import time
@@ -22,6 +28,10 @@ import grpc
 from google.protobuf import json_format
 
 from semantik.v1 import (
+    api_key_pb2,
+    api_key_pb2_grpc,
+    auth_pb2,
+    auth_pb2_grpc,
     collection_pb2,
     collection_pb2_grpc,
     document_pb2,
@@ -31,13 +41,16 @@ from semantik.v1 import (
     search_pb2,
     search_pb2_grpc,
 )
+from semantik_cli.channels import public_channel
 
 TIMEOUT_S = 30.0
 
 
 class Client:
-    def __init__(self, target: str) -> None:
-        self.channel = grpc.insecure_channel(target)
+    def __init__(self, target: str, credential: str) -> None:
+        self.channel = public_channel(target, credential)
+        self.auth = auth_pb2_grpc.AuthServiceStub(self.channel)
+        self.api_keys = api_key_pb2_grpc.ApiKeyServiceStub(self.channel)
         self.collections = collection_pb2_grpc.CollectionServiceStub(self.channel)
         self.documents = document_pb2_grpc.DocumentServiceStub(self.channel)
         self.operations = operation_pb2_grpc.OperationServiceStub(self.channel)
@@ -152,6 +165,55 @@ def cmd_collections(client: Client, args: argparse.Namespace) -> int:
             return 0
 
 
+def _password(prompt: str) -> str:
+    return os.environ.get("SEMANTIK_PASSWORD") or getpass.getpass(prompt)
+
+
+def cmd_bootstrap(client: Client, args: argparse.Namespace) -> int:
+    user = client.auth.BootstrapAdmin(
+        auth_pb2.BootstrapAdminRequest(
+            bootstrap_token=args.token,
+            user_id=args.user,
+            password=_password(f"new password for {args.user}: "),
+        ),
+        timeout=TIMEOUT_S,
+    )
+    print(f"created admin {user.name}")
+    return 0
+
+
+def cmd_login(client: Client, args: argparse.Namespace) -> int:
+    tokens = client.auth.Login(
+        auth_pb2.LoginRequest(user_id=args.user, password=_password(f"password for {args.user}: ")),
+        timeout=TIMEOUT_S,
+    )
+    print(tokens.access_token)
+    return 0
+
+
+VERBS = {
+    "read": api_key_pb2.API_KEY_VERB_READ,
+    "write": api_key_pb2.API_KEY_VERB_WRITE,
+    "manage": api_key_pb2.API_KEY_VERB_MANAGE,
+}
+
+
+def cmd_api_key(client: Client, args: argparse.Namespace) -> int:
+    key = api_key_pb2.ApiKey(
+        display_name=args.name,
+        collections=[f"collections/{c}" for c in args.collection],
+        verbs=[VERBS[v] for v in args.verb],
+    )
+    if args.expires_in_days:
+        key.expire_time.seconds = int(time.time() + args.expires_in_days * 86400)
+    created = client.api_keys.CreateApiKey(
+        api_key_pb2.CreateApiKeyRequest(api_key=key), timeout=TIMEOUT_S
+    )
+    print(f"created {created.api_key.name}; the key is shown only now:", file=sys.stderr)
+    print(created.secret)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="semantik", description=__doc__.split("\n")[0])
     parser.add_argument(
@@ -176,9 +238,23 @@ def main(argv: list[str] | None = None) -> int:
     operation.set_defaults(run=cmd_operation)
     listing = commands.add_parser("collections", help="list collections")
     listing.set_defaults(run=cmd_collections)
+    bootstrap = commands.add_parser("bootstrap", help="create the first admin (once)")
+    bootstrap.add_argument("--user", required=True)
+    bootstrap.add_argument("--token", required=True, help="the bootstrap token")
+    bootstrap.set_defaults(run=cmd_bootstrap)
+    signin = commands.add_parser("login", help="print an access token for SEMANTIK_TOKEN")
+    signin.add_argument("--user", required=True)
+    signin.set_defaults(run=cmd_login)
+    key = commands.add_parser("api-key", help="create an API key (printed once)")
+    key.add_argument("--collection", action="append", required=True, help="repeatable")
+    key.add_argument("--verb", action="append", choices=sorted(VERBS), required=True)
+    key.add_argument("--name", default="", help="display name")
+    key.add_argument("--expires-in-days", type=float, default=0.0)
+    key.set_defaults(run=cmd_api_key)
     args = parser.parse_args(argv)
 
-    client = Client(args.target)
+    credential = os.environ.get("SEMANTIK_TOKEN") or os.environ.get("SEMANTIK_API_KEY", "")
+    client = Client(args.target, credential)
     try:
         code: int = args.run(client, args)
     except grpc.RpcError as exc:

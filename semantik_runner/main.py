@@ -44,6 +44,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  JSON API (Envoy): {mesh.json_url}")
     print(f"  gRPC (gateway):   {mesh.grpc_target}")
     print(f"  gRPC via Envoy:   127.0.0.1:{mesh.ports.envoy}")
+    print(f"  HTTPS (Envoy):    {mesh.json_tls_url} (certificate {mesh.envoy.tls_cert})")
+    if mesh.first_start:
+        # Printed at the first start only; it is kept in
+        # <data>/secrets/bootstrap-token and is spent once an admin exists.
+        print("First start: create the admin account with this one-time bootstrap token:")
+        print(f"  semantik bootstrap --user admin --token {mesh.bootstrap_token}")
     print("Press Ctrl-C to stop.")
     code = 0
     while not stop.wait(1.0):

@@ -12,7 +12,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from semantik_runner.envoy import EnvoyProcess
+import grpc
+
+from semantik.v1 import auth_pb2, auth_pb2_grpc
+from semantik_runner import secret_files
+from semantik_runner.envoy import EdgeSettings, EnvoyProcess
 from semantik_runner.ports import free_port
 from semantik_runner.services import ServiceProcess
 from semantik_runner.stores import PostgresServer, RedisServer
@@ -21,6 +25,9 @@ from servicekit.config import env_int
 log = logging.getLogger(__name__)
 
 HOST = "127.0.0.1"
+BOOTSTRAP_TOKEN_FILE = "bootstrap-token"
+SERVICE_TOKEN_FILE = "service-token"
+JWT_KEY_FILE = "jwt-secret-key"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -32,6 +39,7 @@ class MeshPorts:
     metadata: int = 50054
     envoy: int = 8080
     envoy_admin: int = 9901
+    envoy_tls: int = 8443
     postgres: int = 54329
     redis: int = 63799
 
@@ -56,6 +64,9 @@ class Mesh:
     data_dir: Path
     ports: MeshPorts = field(default_factory=MeshPorts)
     extra_env: dict[str, str] = field(default_factory=dict)
+    # Envoy's limits, CORS origins and TLS files; None: EdgeSettings.from_env()
+    # (the SEMANTIK_RATE_LIMIT_* etc. variables, production defaults).
+    edge: EdgeSettings | None = None
 
     def __post_init__(self) -> None:
         self.data_dir = self.data_dir.resolve()
@@ -68,7 +79,17 @@ class Mesh:
             "INDEXER_TARGET": f"{HOST}:{p.indexer}",
             "METADATA_TARGET": f"{HOST}:{p.metadata}",
         }
-        common = {"PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1", **self.extra_env}
+        # Internal services answer only callers with this token (servicekit.service_auth).
+        self.service_token = (
+            self.extra_env.get("SERVICE_TOKEN")
+            or secret_files.load_or_create(self.data_dir, SERVICE_TOKEN_FILE)[0]
+        )
+        common = {
+            "PYTHONUNBUFFERED": "1",
+            "HF_HUB_OFFLINE": "1",
+            "SERVICE_TOKEN": self.service_token,
+            **self.extra_env,
+        }
 
         def service(name: str, port: int, env: dict[str, str]) -> ServiceProcess:
             address = f"{HOST}:{port}"
@@ -90,12 +111,26 @@ class Mesh:
                 **targets,
             },
         )
-        self.gateway = service("gateway", p.gateway, targets)
+        # The JWT signing key and the one-time bootstrap token (AuthService.BootstrapAdmin)
+        # are made at the first start and kept with the data.
+        jwt_key, _ = secret_files.load_or_create(self.data_dir, JWT_KEY_FILE, 48)
+        self.bootstrap_token, self.first_start = secret_files.load_or_create(
+            self.data_dir, BOOTSTRAP_TOKEN_FILE
+        )
+        self.gateway = service(
+            "gateway",
+            p.gateway,
+            {**targets, "JWT_SECRET_KEY": jwt_key, "BOOTSTRAP_TOKEN": self.bootstrap_token},
+        )
         self.envoy = EnvoyProcess(
             config_dir=self.data_dir / "envoy",
             listen_port=p.envoy,
             admin_port=p.envoy_admin,
             gateway_port=p.gateway,
+            tls_port=p.envoy_tls,
+            # Without SEMANTIK_TLS_CERT/KEY: a self-signed localhost certificate, made once.
+            dev_cert_dir=self.data_dir / "secrets",
+            settings=self.edge if self.edge is not None else EdgeSettings.from_env(),
         )
 
     @property
@@ -109,6 +144,11 @@ class Mesh:
     @property
     def json_url(self) -> str:
         return f"http://{HOST}:{self.ports.envoy}"
+
+    @property
+    def json_tls_url(self) -> str:
+        """The JSON API over TLS (trust `self.envoy.tls_cert` once Envoy started)."""
+        return f"https://{HOST}:{self.ports.envoy_tls}"
 
     def start(self, timeout_s: float = 180.0) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -125,6 +165,25 @@ class Mesh:
         except BaseException:
             self.stop()
             raise
+
+    def bootstrap_admin(self, user_id: str, password: str) -> str:
+        """Creates the first admin with the bootstrap token; returns an access token.
+
+        For tests and benchmarks, which start from an empty data directory.
+        """
+        with grpc.insecure_channel(self.grpc_target) as channel:
+            auth = auth_pb2_grpc.AuthServiceStub(channel)
+            auth.BootstrapAdmin(
+                auth_pb2.BootstrapAdminRequest(
+                    bootstrap_token=self.bootstrap_token, user_id=user_id, password=password
+                ),
+                timeout=60,
+            )
+            tokens = auth.Login(
+                auth_pb2.LoginRequest(user_id=user_id, password=password), timeout=60
+            )
+        access_token: str = tokens.access_token
+        return access_token
 
     def failed_child(self) -> str | None:
         """The name of a child that exited by itself, if any."""

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import grpc
 
-from servicekit import telemetry
+from servicekit import service_auth, telemetry
 from servicekit.grpc_types import ServicerContext
 
 # Messages carry embedding batches and hydrated chunks; 64 MiB bounds them
 # without truncating real batches.
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
+MAX_METADATA_BYTES = 64 * 1024
 CHANNEL_OPTIONS: list[tuple[str, int]] = [
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -18,13 +19,23 @@ CHANNEL_OPTIONS: list[tuple[str, int]] = [
     ("grpc.keepalive_timeout_ms", 10_000),
     ("grpc.http2.max_pings_without_data", 0),
     ("grpc.keepalive_permit_without_calls", 1),
+    # Above Envoy's request header limit (SEMANTIK_MAX_REQUEST_HEADERS_KB, 32 KiB),
+    # so whatever Envoy forwards (it adds x-envoy-original-path, as long as the
+    # caller's path) is read, never refused as RESOURCE_EXHAUSTED.
+    ("grpc.max_metadata_size", MAX_METADATA_BYTES),
 ]
 
 
 def open_channel(target: str) -> grpc.aio.Channel:
-    """An insecure channel (loopback or a private network) with tracing."""
+    """An insecure channel (loopback or a private network) with tracing.
+
+    With `SERVICE_TOKEN` set, every call on it carries the service token
+    (`servicekit.service_auth`), which internal services require.
+    """
     return grpc.aio.insecure_channel(
-        target, options=CHANNEL_OPTIONS, interceptors=telemetry.client_interceptors()
+        target,
+        options=CHANNEL_OPTIONS,
+        interceptors=[*telemetry.client_interceptors(), *service_auth.client_interceptors()],
     )
 
 

@@ -35,8 +35,26 @@ class ServiceError(Exception):
         return rpc_status.to_status(self.to_status())
 
 
+# Error text echoes what the caller sent; a bounded echo keeps the status
+# within gRPC's metadata limits (16 KiB by default) for any input.
+MAX_ECHO_CHARS = 240
+MAX_VIOLATIONS = 20
+
+
+def bounded(text: str) -> str:
+    """`text`, cut to MAX_ECHO_CHARS with a marker when longer."""
+    if len(text) <= MAX_ECHO_CHARS:
+        return text
+    return f"{text[:MAX_ECHO_CHARS]}... ({len(text)} characters)"
+
+
 def invalid_argument(violations: dict[str, str]) -> ServiceError:
     """INVALID_ARGUMENT with one BadRequest field violation per field."""
+    fields = list(violations.items())
+    shown = {bounded(field): bounded(text) for field, text in fields[:MAX_VIOLATIONS]}
+    if len(fields) > MAX_VIOLATIONS:
+        shown["..."] = f"{len(fields) - MAX_VIOLATIONS} more fields are invalid"
+    violations = shown
     request = error_details_pb2.BadRequest(
         field_violations=[
             error_details_pb2.BadRequest.FieldViolation(field=field, description=description)
@@ -48,6 +66,7 @@ def invalid_argument(violations: dict[str, str]) -> ServiceError:
 
 
 def not_found(resource_type: str, resource_name: str) -> ServiceError:
+    resource_name = bounded(resource_name)
     info = error_details_pb2.ResourceInfo(
         resource_type=resource_type, resource_name=resource_name, description="not found"
     )
@@ -55,6 +74,7 @@ def not_found(resource_type: str, resource_name: str) -> ServiceError:
 
 
 def already_exists(resource_type: str, resource_name: str) -> ServiceError:
+    resource_name = bounded(resource_name)
     info = error_details_pb2.ResourceInfo(
         resource_type=resource_type, resource_name=resource_name, description="already exists"
     )
@@ -70,6 +90,21 @@ def failed_precondition(message: str, subject: str = "", violation_type: str = "
         ]
     )
     return ServiceError(grpc.StatusCode.FAILED_PRECONDITION, message, [failure])
+
+
+ERROR_DOMAIN = "semantik.io"
+
+
+def unauthenticated(message: str, reason: str = "UNAUTHENTICATED") -> ServiceError:
+    """No valid credentials; `reason` is a machine-readable ErrorInfo reason."""
+    info = error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN)
+    return ServiceError(grpc.StatusCode.UNAUTHENTICATED, message, [info])
+
+
+def permission_denied(message: str, reason: str = "PERMISSION_DENIED") -> ServiceError:
+    """Valid credentials that do not allow the call."""
+    info = error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN)
+    return ServiceError(grpc.StatusCode.PERMISSION_DENIED, message, [info])
 
 
 def unavailable(message: str, retry_after_s: float = 1.0) -> ServiceError:

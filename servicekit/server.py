@@ -26,7 +26,7 @@ from grpc_reflection.v1alpha import reflection
 from servicekit import telemetry
 from servicekit.channels import CHANNEL_OPTIONS
 from servicekit.config import env_float
-from servicekit.errors import ServiceError, from_downstream
+from servicekit.errors import ServiceError, from_downstream, invalid_argument
 from servicekit.grpc_types import ServicerContext
 from servicekit.readiness import Readiness, ReadinessCheck
 
@@ -73,6 +73,7 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         if handler is None:
             return None
         method = handler_call_details.method
+        deserializer = _tolerant(handler.request_deserializer)
 
         async def fail(context: ServicerContext, exc: Exception) -> None:
             error = _status_of(exc)
@@ -86,6 +87,10 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
             async def unary(request: Any, context: ServicerContext) -> Any:
                 try:
+                    if handler.stream_unary:
+                        request = _checked(request)
+                    else:
+                        _raise_if_malformed(request)
                     return await inner_unary(request, context)
                 except Exception as exc:
                     if _is_abort(exc):
@@ -99,7 +104,7 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             )
             return factory(
                 unary,
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=deserializer,
                 response_serializer=handler.response_serializer,
             )
 
@@ -107,6 +112,10 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
         async def streaming(request: Any, context: ServicerContext) -> AsyncIterator[Any]:
             try:
+                if handler.stream_stream:
+                    request = _checked(request)
+                else:
+                    _raise_if_malformed(request)
                 result = inner_stream(request, context)
                 if hasattr(result, "__aiter__"):
                     async for item in result:
@@ -127,9 +136,54 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         )
         return factory(
             streaming,
-            request_deserializer=handler.request_deserializer,
+            request_deserializer=deserializer,
             response_serializer=handler.response_serializer,
         )
+
+
+class MalformedRequest:
+    """Stands in for a request message whose bytes did not parse."""
+
+    def __init__(self, message_type: str, error: Exception) -> None:
+        self.message_type = message_type
+        self.error = error
+
+
+def _tolerant(
+    deserializer: Callable[[bytes], Any] | None,
+) -> Callable[[bytes], Any] | None:
+    """A deserializer that returns MalformedRequest instead of raising.
+
+    grpc.aio answers a failed parse as UNKNOWN with the exception's text;
+    bytes that are not the request message are the caller's error, so the
+    handler wrapper turns the stand-in into INVALID_ARGUMENT.
+    """
+    if deserializer is None:
+        return None
+    owner = getattr(deserializer, "__self__", None)
+    descriptor = getattr(owner, "DESCRIPTOR", None)
+    message_type = getattr(descriptor, "full_name", "the request message")
+
+    def parse(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except Exception as exc:  # DecodeError, or invalid UTF-8 in a string field
+            return MalformedRequest(message_type, exc)
+
+    return parse
+
+
+def _raise_if_malformed(request: Any) -> None:
+    if isinstance(request, MalformedRequest):
+        raise invalid_argument(
+            {"request": f"the request bytes are not a valid {request.message_type}"}
+        )
+
+
+async def _checked(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    async for request in requests:
+        _raise_if_malformed(request)
+        yield request
 
 
 def _is_abort(exc: BaseException) -> bool:
@@ -148,11 +202,16 @@ async def run_server(
     on_shutdown: Callable[[], Awaitable[None]] | None = None,
     grace_s: float = 10.0,
     shutdown_delay_s: float | None = None,
+    interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
 ) -> None:
-    """Serve until SIGTERM/SIGINT, then drain and close."""
+    """Serve until SIGTERM/SIGINT, then drain and close.
+
+    `interceptors` run inside the error mapping, so a `ServiceError` they
+    raise reaches the caller as its canonical status.
+    """
     telemetry.configure(component)
     server = grpc.aio.server(
-        interceptors=[telemetry.server_interceptor(), ErrorInterceptor()],
+        interceptors=[telemetry.server_interceptor(), ErrorInterceptor(), *interceptors],
         options=CHANNEL_OPTIONS,
     )
     for service in services:

@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 import grpc
 
 from semantik.internal.v1 import embedder_pb2, embedder_pb2_grpc
+from servicekit import service_auth
 from servicekit.config import ConfigError
 from servicekit.server import Registration, configure_logging, run_server
 from services.embedder.batcher import Batcher
@@ -135,12 +136,14 @@ async def serve(config: EmbedderConfig) -> EmbedderApp:
         readiness_check=app.readiness_check,
         on_start=app.start,
         on_shutdown=app.close,
+        interceptors=service_auth.server_interceptors(),
     )
     return app
 
 
 def main() -> None:
     configure_logging("embedder")
+    service_auth.require_service_token("embedder")
     try:
         config = EmbedderConfig.from_env()
         check_config(config)

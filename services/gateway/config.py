@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from servicekit.config import env_float, env_str
+from servicekit.config import env_float, env_int, env_str
+
+DAY_S = 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -17,6 +19,14 @@ class GatewayConfig:
     default_timeout_s: float
     # How often the three downstream health services are checked.
     health_interval_s: float
+    # JWT signing keys: one secret, or kid:secret pairs (the first signs).
+    jwt_secret_key: str
+    access_token_ttl_s: int
+    refresh_token_ttl_s: int
+    # One-time token for AuthService.BootstrapAdmin; generated when empty.
+    bootstrap_token: str
+    # SEMANTIK_ENV=production: no generated secrets, refuse to start without them.
+    production: bool
 
     @classmethod
     def from_env(cls) -> GatewayConfig:
@@ -27,4 +37,9 @@ class GatewayConfig:
             metadata_target=env_str("METADATA_TARGET", "127.0.0.1:50054"),
             default_timeout_s=env_float("GATEWAY_DEFAULT_TIMEOUT_S", 30.0),
             health_interval_s=env_float("GATEWAY_HEALTH_INTERVAL_S", 1.0),
+            jwt_secret_key=env_str("JWT_SECRET_KEY", ""),
+            access_token_ttl_s=env_int("JWT_ACCESS_TTL_S", DAY_S),
+            refresh_token_ttl_s=env_int("JWT_REFRESH_TTL_S", 30 * DAY_S),
+            bootstrap_token=env_str("BOOTSTRAP_TOKEN", ""),
+            production=env_str("SEMANTIK_ENV", "development") == "production",
         )

@@ -1,63 +1,168 @@
-"""Gateway wiring: the four public services over the three internal ones."""
+"""Gateway wiring: the public services over the three internal ones, behind
+the auth interceptor (security/interceptor.py, rules in security/policy.py)."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+
+from semantik.internal.v1 import metadata_pb2
 from semantik.v1 import (
+    api_key_pb2,
+    api_key_pb2_grpc,
+    auth_pb2,
+    auth_pb2_grpc,
     collection_pb2,
     collection_pb2_grpc,
     document_pb2,
     document_pb2_grpc,
+    grant_pb2,
+    grant_pb2_grpc,
     operation_pb2,
     operation_pb2_grpc,
     search_pb2,
     search_pb2_grpc,
+    user_pb2,
+    user_pb2_grpc,
 )
+from servicekit import service_auth
 from servicekit.server import Registration, configure_logging, run_server
 from services.gateway.config import GatewayConfig
 from services.gateway.downstream import Downstreams
+from services.gateway.handlers.api_keys import ApiKeyHandler
+from services.gateway.handlers.auth import AuthHandler
 from services.gateway.handlers.collections import CollectionHandler
 from services.gateway.handlers.documents import DocumentHandler
+from services.gateway.handlers.grants import GrantHandler
 from services.gateway.handlers.operations import OperationHandler
 from services.gateway.handlers.search import SearchHandler
+from services.gateway.handlers.users import UserHandler
+from services.gateway.security.credentials import AccessTokens
+from services.gateway.security.interceptor import Authenticator, AuthInterceptor
+from services.gateway.security.signing_keys import SigningKeys
+
+log = logging.getLogger("services.gateway")
+
+
+def _registration(
+    module: Any, service: str, add: Callable[[Any, grpc.aio.Server], None], handler: Any
+) -> Registration:
+    return Registration(
+        module.DESCRIPTOR.services_by_name[service].full_name,
+        lambda server: add(handler, server),
+    )
+
+
+def signing_keys(config: GatewayConfig) -> SigningKeys:
+    if config.jwt_secret_key:
+        return SigningKeys.parse(config.jwt_secret_key)
+    if config.production:
+        raise SystemExit("gateway: SEMANTIK_ENV=production needs JWT_SECRET_KEY; refusing to start")
+    log.warning("JWT_SECRET_KEY is not set: using a random key; tokens die with this process")
+    return SigningKeys.generate()
+
+
+async def announce_bootstrap_token(downstream: Downstreams, token: str) -> None:
+    """Logs a generated bootstrap token once metadata answers and no user exists."""
+    while True:
+        try:
+            users = await downstream.metadata.ListUsers(
+                metadata_pb2.ListUsersRequest(page_size=1), timeout=2.0
+            )
+        except grpc.aio.AioRpcError:
+            await asyncio.sleep(1.0)
+            continue
+        if not users.users:
+            log.warning(
+                "no users yet: create the first admin with bootstrap token %s "
+                "(AuthService.BootstrapAdmin; set BOOTSTRAP_TOKEN to choose it)",
+                token,
+            )
+        return
 
 
 async def main() -> None:
     configure_logging("gateway")
+    # It sends the service token downstream (servicekit.channels): required in production.
+    service_auth.require_service_token("gateway")
     config = GatewayConfig.from_env()
+    keys = signing_keys(config)
     downstream = Downstreams(config)
     timeout = config.default_timeout_s
-    collections = CollectionHandler(downstream, timeout)
-    documents = DocumentHandler(downstream, timeout)
-    operations = OperationHandler(downstream, timeout)
-    search = SearchHandler(downstream, timeout)
+    access_tokens = AccessTokens(keys, config.access_token_ttl_s)
+    bootstrap_token = config.bootstrap_token or secrets.token_urlsafe(24)
+    background: set[asyncio.Task[None]] = set()
+
+    async def on_start() -> None:
+        if not config.bootstrap_token:
+            task = asyncio.create_task(announce_bootstrap_token(downstream, bootstrap_token))
+            background.add(task)
+            task.add_done_callback(background.discard)
+
+    services = [
+        _registration(
+            auth_pb2,
+            "AuthService",
+            auth_pb2_grpc.add_AuthServiceServicer_to_server,
+            AuthHandler(
+                downstream, timeout, access_tokens, config.refresh_token_ttl_s, bootstrap_token
+            ),
+        ),
+        _registration(
+            user_pb2,
+            "UserService",
+            user_pb2_grpc.add_UserServiceServicer_to_server,
+            UserHandler(downstream, timeout),
+        ),
+        _registration(
+            api_key_pb2,
+            "ApiKeyService",
+            api_key_pb2_grpc.add_ApiKeyServiceServicer_to_server,
+            ApiKeyHandler(downstream, timeout),
+        ),
+        _registration(
+            grant_pb2,
+            "GrantService",
+            grant_pb2_grpc.add_GrantServiceServicer_to_server,
+            GrantHandler(downstream, timeout),
+        ),
+        _registration(
+            collection_pb2,
+            "CollectionService",
+            collection_pb2_grpc.add_CollectionServiceServicer_to_server,
+            CollectionHandler(downstream, timeout),
+        ),
+        _registration(
+            document_pb2,
+            "DocumentService",
+            document_pb2_grpc.add_DocumentServiceServicer_to_server,
+            DocumentHandler(downstream, timeout),
+        ),
+        _registration(
+            operation_pb2,
+            "OperationService",
+            operation_pb2_grpc.add_OperationServiceServicer_to_server,
+            OperationHandler(downstream, timeout),
+        ),
+        _registration(
+            search_pb2,
+            "SearchService",
+            search_pb2_grpc.add_SearchServiceServicer_to_server,
+            SearchHandler(downstream, timeout),
+        ),
+    ]
     await run_server(
         component="gateway",
         address=config.address,
-        services=[
-            Registration(
-                collection_pb2.DESCRIPTOR.services_by_name["CollectionService"].full_name,
-                lambda server: collection_pb2_grpc.add_CollectionServiceServicer_to_server(
-                    collections, server
-                ),
-            ),
-            Registration(
-                document_pb2.DESCRIPTOR.services_by_name["DocumentService"].full_name,
-                lambda server: document_pb2_grpc.add_DocumentServiceServicer_to_server(
-                    documents, server
-                ),
-            ),
-            Registration(
-                operation_pb2.DESCRIPTOR.services_by_name["OperationService"].full_name,
-                lambda server: operation_pb2_grpc.add_OperationServiceServicer_to_server(
-                    operations, server
-                ),
-            ),
-            Registration(
-                search_pb2.DESCRIPTOR.services_by_name["SearchService"].full_name,
-                lambda server: search_pb2_grpc.add_SearchServiceServicer_to_server(search, server),
-            ),
-        ],
+        services=services,
         readiness_check=downstream.check_ready,
         readiness_interval_s=config.health_interval_s,
+        on_start=on_start,
         on_shutdown=downstream.close,
+        interceptors=[AuthInterceptor(Authenticator(downstream.metadata, access_tokens, timeout))],
     )

@@ -62,3 +62,29 @@ def check_text(
         violations.add(field, "required and must not be blank")
     elif len(value) > max_chars:
         violations.add(field, f"at most {max_chars} characters, got {len(value)}")
+
+
+USER_ID = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
+_USER_NAME = re.compile(r"^users/([a-z][a-z0-9-]{0,62})$")
+
+
+def check_user_id(user_id: str, field: str, violations: FieldViolations) -> None:
+    if not user_id:
+        violations.add(field, "required")
+    elif USER_ID.match(user_id) is None:
+        violations.add(
+            field,
+            "1-63 characters: lower-case letters, digits and hyphens, starting with a letter",
+        )
+
+
+def user_id_of(name: str, field: str, violations: FieldViolations) -> str:
+    """The id in `users/{id}`, or '' with a violation recorded."""
+    if not name:
+        violations.add(field, "required, as users/{user}")
+        return ""
+    match = _USER_NAME.match(name)
+    if match is None:
+        violations.add(field, f"{name!r} is not a user name (users/{{user}})")
+        return ""
+    return match.group(1)

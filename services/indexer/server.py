@@ -8,6 +8,7 @@ from pathlib import Path
 import grpc
 
 from semantik.internal.v1 import indexer_pb2, indexer_pb2_grpc
+from servicekit import service_auth
 from servicekit.channels import open_channel
 from servicekit.server import Registration, configure_logging, run_server
 from services.indexer import jobs
@@ -94,9 +95,11 @@ async def serve(config: IndexerConfig) -> None:
         readiness_check=ready,
         on_start=on_start,
         on_shutdown=on_shutdown,
+        interceptors=service_auth.server_interceptors(),
     )
 
 
 def main() -> None:
     configure_logging(COMPONENT)
+    service_auth.require_service_token(COMPONENT)
     asyncio.run(serve(IndexerConfig.from_env()))

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import sys
 
+from servicekit import service_auth
 from servicekit.channels import open_channel
 from servicekit.server import configure_logging
 from services.indexer import jobs
@@ -35,6 +36,7 @@ async def run(config: IndexerConfig) -> None:
 
 def main() -> None:
     configure_logging("indexer-worker")
+    service_auth.require_service_token("indexer-worker")
     config = IndexerConfig.from_env()
     if not config.qdrant_url:
         log.error("a separate worker needs QDRANT_URL; with Qdrant Edge the indexer runs its jobs")

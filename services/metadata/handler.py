@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
+
+from google.protobuf import timestamp_pb2
 
 from semantik.internal.v1 import metadata_pb2
-from semantik.v1 import document_pb2, operation_pb2
+from semantik.v1 import api_key_pb2, document_pb2, grant_pb2, operation_pb2, user_pb2
 from servicekit.channels import remaining
 from servicekit.errors import (
     FieldViolations,
@@ -26,17 +28,28 @@ from services.metadata.resources import (
 from services.metadata.store import (
     DocumentFilters,
     MetadataStore,
+    Missing,
+    NewApiKey,
     NewChunk,
     NewCollection,
     NewDocument,
+    NewUser,
     OperationIsDone,
     OperationUpdate,
+    Principal,
     Progress,
+    RefreshTokenExists,
+    RotateOutcome,
+    UsersExist,
 )
 
 COLLECTION = "semantik.io/Collection"
 DOCUMENT = "semantik.io/Document"
 OPERATION = "semantik.io/Operation"
+USER = "semantik.io/User"
+GRANT = "semantik.io/Grant"
+API_KEY = "semantik.io/ApiKey"
+REFRESH_TOKEN = "semantik.io/RefreshToken"
 
 # Defaults of the public ChunkingConfig ("0 means the default"), stored
 # resolved so every reader sees the numbers actually used.
@@ -51,6 +64,21 @@ DOCUMENT_STATES = frozenset(
 OPERATION_STATES = frozenset(operation_pb2.OperationState.values()) - {
     operation_pb2.OPERATION_STATE_UNSPECIFIED
 }
+USER_ROLES = frozenset(user_pb2.Role.values()) - {user_pb2.ROLE_UNSPECIFIED}
+COLLECTION_ROLES = frozenset(grant_pb2.CollectionRole.values()) - {
+    grant_pb2.COLLECTION_ROLE_UNSPECIFIED
+}
+API_KEY_VERBS = frozenset(api_key_pb2.ApiKeyVerb.values()) - {api_key_pb2.API_KEY_VERB_UNSPECIFIED}
+# SHA-256, of refresh tokens and of API key secrets.
+HASH_BYTES = 32
+# A key names its collections; this bounds one row.
+MAX_API_KEY_COLLECTIONS = 1000
+ROTATE_RESULTS = {
+    RotateOutcome.ROTATED: metadata_pb2.ROTATE_RESULT_ROTATED,
+    RotateOutcome.REUSED: metadata_pb2.ROTATE_RESULT_REUSED,
+    RotateOutcome.EXPIRED: metadata_pb2.ROTATE_RESULT_EXPIRED,
+    RotateOutcome.INVALID: metadata_pb2.ROTATE_RESULT_INVALID,
+}
 
 
 def _check_text(violations: FieldViolations, field: str, value: str) -> None:
@@ -62,6 +90,39 @@ def _check_text(violations: FieldViolations, field: str, value: str) -> None:
 def _check_non_negative(violations: FieldViolations, field: str, value: int) -> None:
     if value < 0:
         violations.add(field, "must not be negative")
+
+
+def _check_hash(violations: FieldViolations, field: str, value: bytes) -> None:
+    if len(value) != HASH_BYTES:
+        violations.add(field, f"must be a SHA-256 digest ({HASH_BYTES} bytes)")
+
+
+def _check_user_id(violations: FieldViolations, field: str, value: str) -> None:
+    if not resources.is_user_id(value):
+        violations.add(field, f"must be a user id: {resources.USER_ID_RULE}")
+
+
+def _time(violations: FieldViolations, field: str, stamp: timestamp_pb2.Timestamp) -> datetime:
+    """A Timestamp as an aware datetime; the epoch (after a violation) when invalid."""
+    try:
+        return stamp.ToDatetime(tzinfo=UTC)
+    except (ValueError, OverflowError):
+        violations.add(field, "is not a valid timestamp")
+        return datetime.fromtimestamp(0, UTC)
+
+
+def _required_time(
+    violations: FieldViolations, field: str, message: Any, attribute: str
+) -> datetime:
+    if not message.HasField(attribute):
+        violations.add(field, "is required")
+    return _time(violations, field, getattr(message, attribute))
+
+
+def _missing(missing: Missing) -> Exception:
+    if missing.kind == "collection":
+        return not_found(COLLECTION, resources.collection_name(missing.row_id))
+    return not_found(USER, resources.user_name(missing.row_id))
 
 
 class MetadataHandler:
@@ -94,19 +155,25 @@ class MetadataHandler:
         _check_non_negative(
             violations, "collection.embedding_dimensions", collection.embedding_dimensions
         )
+        if request.owner_user_id:
+            _check_user_id(violations, "owner_user_id", request.owner_user_id)
         violations.raise_if_any()
-        row = await self._store.create_collection(
-            NewCollection(
-                id=collection_id,
-                display_name=collection.display_name,
-                description=collection.description,
-                embedding_model=collection.embedding_model,
-                embedding_dimensions=collection.embedding_dimensions,
-                chunk_tokens=chunk_tokens,
-                overlap_tokens=overlap_tokens,
-            ),
-            self._timeout(context),
-        )
+        try:
+            row = await self._store.create_collection(
+                NewCollection(
+                    id=collection_id,
+                    display_name=collection.display_name,
+                    description=collection.description,
+                    embedding_model=collection.embedding_model,
+                    embedding_dimensions=collection.embedding_dimensions,
+                    chunk_tokens=chunk_tokens,
+                    overlap_tokens=overlap_tokens,
+                ),
+                self._timeout(context),
+                owner_user_id=request.owner_user_id or None,
+            )
+        except Missing as exc:
+            raise _missing(exc) from exc
         if row is None:
             raise already_exists(COLLECTION, collection.name)
         return metadata_pb2.CreateCollectionResponse(collection=collection_message(row))
@@ -130,7 +197,10 @@ class MetadataHandler:
             after = position.get("after")
             if not isinstance(after, str):
                 raise pagination.bad_token()
-        rows = await self._store.list_collections(after, size + 1, self._timeout(context))
+        only_ids = _restriction(request)
+        if only_ids is not None and not only_ids:
+            return metadata_pb2.ListCollectionsResponse()
+        rows = await self._store.list_collections(after, size + 1, self._timeout(context), only_ids)
         page = rows[:size]
         token = ""
         if len(rows) > size:
@@ -197,7 +267,10 @@ class MetadataHandler:
                 )
             except (KeyError, TypeError, ValueError) as exc:
                 raise pagination.bad_token() from exc
-        rows = await self._store.list_operations(after, size + 1, self._timeout(context))
+        only_ids = _restriction(request)
+        if only_ids is not None and not only_ids:
+            return metadata_pb2.ListOperationsResponse()
+        rows = await self._store.list_operations(after, size + 1, self._timeout(context), only_ids)
         page = rows[:size]
         token = ""
         if len(rows) > size:
@@ -406,6 +479,372 @@ class MetadataHandler:
                 if row is not None
             ]
         )
+
+    # Users -------------------------------------------------------------------------
+
+    async def CreateUser(
+        self, request: metadata_pb2.CreateUserRequest, context: ServicerContext
+    ) -> metadata_pb2.CreateUserResponse:
+        record = request.user
+        user_id = resources.parse_user_name("user.user.name", record.user.name)
+        violations = FieldViolations()
+        _check_text(violations, "user.user.display_name", record.user.display_name)
+        if record.user.role not in USER_ROLES:
+            violations.add("user.user.role", "must be ROLE_ADMIN, ROLE_EDITOR or ROLE_VIEWER")
+        if not record.password_hash:
+            violations.add("user.password_hash", "is required")
+        _check_text(violations, "user.password_hash", record.password_hash)
+        violations.raise_if_any()
+        try:
+            row = await self._store.create_user(
+                NewUser(
+                    id=user_id,
+                    display_name=record.user.display_name,
+                    role=record.user.role,
+                    password_hash=record.password_hash,
+                ),
+                request.only_if_no_users,
+                self._timeout(context),
+            )
+        except UsersExist as exc:
+            raise failed_precondition(
+                "a user exists already", subject="users", violation_type="USERS_EXIST"
+            ) from exc
+        if row is None:
+            raise already_exists(USER, record.user.name)
+        return metadata_pb2.CreateUserResponse(user=resources.user_record(row))
+
+    async def GetUser(
+        self, request: metadata_pb2.GetUserRequest, context: ServicerContext
+    ) -> metadata_pb2.GetUserResponse:
+        user_id = resources.user_id_of("user_id", request.user_id)
+        row = await self._store.get_user(user_id, self._timeout(context))
+        if row is None:
+            raise not_found(USER, resources.user_name(user_id))
+        return metadata_pb2.GetUserResponse(user=resources.user_record(row))
+
+    async def ListUsers(
+        self, request: metadata_pb2.ListUsersRequest, context: ServicerContext
+    ) -> metadata_pb2.ListUsersResponse:
+        size = pagination.page_size(request.page_size)
+        position = pagination.decode_token(request.page_token, "users")
+        after = None
+        if position is not None:
+            after = position.get("after")
+            if not isinstance(after, str):
+                raise pagination.bad_token()
+        rows = await self._store.list_users(after, size + 1, self._timeout(context))
+        page = rows[:size]
+        token = ""
+        if len(rows) > size:
+            token = pagination.encode_token("users", after=page[-1]["id"])
+        return metadata_pb2.ListUsersResponse(
+            users=[resources.user_message(row) for row in page], next_page_token=token
+        )
+
+    async def DeleteUser(
+        self, request: metadata_pb2.DeleteUserRequest, context: ServicerContext
+    ) -> metadata_pb2.DeleteUserResponse:
+        user_id = resources.user_id_of("user_id", request.user_id)
+        if not await self._store.delete_user(user_id, self._timeout(context)):
+            raise not_found(USER, resources.user_name(user_id))
+        return metadata_pb2.DeleteUserResponse()
+
+    async def SetPassword(
+        self, request: metadata_pb2.SetPasswordRequest, context: ServicerContext
+    ) -> metadata_pb2.SetPasswordResponse:
+        violations = FieldViolations()
+        _check_user_id(violations, "user_id", request.user_id)
+        if not request.password_hash:
+            violations.add("password_hash", "is required")
+        _check_text(violations, "password_hash", request.password_hash)
+        violations.raise_if_any()
+        version = await self._store.set_password(
+            request.user_id, request.password_hash, self._timeout(context)
+        )
+        if version is None:
+            raise not_found(USER, resources.user_name(request.user_id))
+        return metadata_pb2.SetPasswordResponse(token_version=version)
+
+    # Refresh tokens --------------------------------------------------------------
+
+    async def CreateRefreshToken(
+        self, request: metadata_pb2.CreateRefreshTokenRequest, context: ServicerContext
+    ) -> metadata_pb2.CreateRefreshTokenResponse:
+        violations = FieldViolations()
+        _check_hash(violations, "token_hash", request.token_hash)
+        family_id = resources.parse_uuid(request.family_id)
+        if family_id is None:
+            violations.add("family_id", "must be a UUID")
+        _check_user_id(violations, "user_id", request.user_id)
+        expire_time = _required_time(violations, "expire_time", request, "expire_time")
+        violations.raise_if_any()
+        try:
+            await self._store.create_refresh_token(
+                request.token_hash,
+                family_id or uuid.UUID(int=0),
+                request.user_id,
+                expire_time,
+                self._timeout(context),
+            )
+        except Missing as exc:
+            raise _missing(exc) from exc
+        except RefreshTokenExists as exc:
+            raise already_exists(REFRESH_TOKEN, "token_hash") from exc
+        return metadata_pb2.CreateRefreshTokenResponse()
+
+    async def RotateRefreshToken(
+        self, request: metadata_pb2.RotateRefreshTokenRequest, context: ServicerContext
+    ) -> metadata_pb2.RotateRefreshTokenResponse:
+        violations = FieldViolations()
+        _check_hash(violations, "token_hash", request.token_hash)
+        _check_hash(violations, "new_token_hash", request.new_token_hash)
+        if request.new_token_hash == request.token_hash:
+            violations.add("new_token_hash", "must differ from token_hash")
+        new_expire_time = _required_time(violations, "new_expire_time", request, "new_expire_time")
+        violations.raise_if_any()
+        try:
+            rotation = await self._store.rotate_refresh_token(
+                request.token_hash, request.new_token_hash, new_expire_time, self._timeout(context)
+            )
+        except RefreshTokenExists as exc:
+            raise already_exists(REFRESH_TOKEN, "new_token_hash") from exc
+        return metadata_pb2.RotateRefreshTokenResponse(
+            result=ROTATE_RESULTS[rotation.outcome],
+            user_id=rotation.user_id or "",
+            family_id=str(rotation.family_id) if rotation.family_id else "",
+        )
+
+    async def RevokeRefreshToken(
+        self, request: metadata_pb2.RevokeRefreshTokenRequest, context: ServicerContext
+    ) -> metadata_pb2.RevokeRefreshTokenResponse:
+        violations = FieldViolations()
+        _check_hash(violations, "token_hash", request.token_hash)
+        violations.raise_if_any()
+        user_id = await self._store.revoke_refresh_token(request.token_hash, self._timeout(context))
+        return metadata_pb2.RevokeRefreshTokenResponse(
+            found=user_id is not None, user_id=user_id or ""
+        )
+
+    # Grants ----------------------------------------------------------------------
+
+    async def SetGrant(
+        self, request: metadata_pb2.SetGrantRequest, context: ServicerContext
+    ) -> metadata_pb2.SetGrantResponse:
+        violations = FieldViolations()
+        if not resources.is_collection_id(request.collection_id):
+            violations.add(
+                "collection_id", f"must be a collection id: {resources.COLLECTION_ID_RULE}"
+            )
+        _check_user_id(violations, "user_id", request.user_id)
+        if request.role not in COLLECTION_ROLES:
+            violations.add(
+                "role",
+                "must be COLLECTION_ROLE_OWNER, COLLECTION_ROLE_EDITOR or COLLECTION_ROLE_VIEWER",
+            )
+        violations.raise_if_any()
+        try:
+            row = await self._store.set_grant(
+                request.collection_id, request.user_id, request.role, self._timeout(context)
+            )
+        except Missing as exc:
+            raise _missing(exc) from exc
+        return metadata_pb2.SetGrantResponse(grant=resources.grant_message(row))
+
+    async def ListGrants(
+        self, request: metadata_pb2.ListGrantsRequest, context: ServicerContext
+    ) -> metadata_pb2.ListGrantsResponse:
+        collection_id = resources.collection_id_of("collection_id", request.collection_id)
+        size = pagination.page_size(request.page_size)
+        position = pagination.decode_token(request.page_token, "grants")
+        after = None
+        if position is not None:
+            after = position.get("after")
+            if position.get("listing") != collection_id or not isinstance(after, str):
+                raise pagination.bad_token()
+        rows = await self._store.list_grants(collection_id, after, size + 1, self._timeout(context))
+        if rows is None:
+            raise not_found(COLLECTION, resources.collection_name(collection_id))
+        page = rows[:size]
+        token = ""
+        if len(rows) > size:
+            token = pagination.encode_token(
+                "grants", listing=collection_id, after=page[-1]["user_id"]
+            )
+        return metadata_pb2.ListGrantsResponse(
+            grants=[resources.grant_message(row) for row in page], next_page_token=token
+        )
+
+    async def DeleteGrant(
+        self, request: metadata_pb2.DeleteGrantRequest, context: ServicerContext
+    ) -> metadata_pb2.DeleteGrantResponse:
+        violations = FieldViolations()
+        if not resources.is_collection_id(request.collection_id):
+            violations.add(
+                "collection_id", f"must be a collection id: {resources.COLLECTION_ID_RULE}"
+            )
+        _check_user_id(violations, "user_id", request.user_id)
+        violations.raise_if_any()
+        if not await self._store.delete_grant(
+            request.collection_id, request.user_id, self._timeout(context)
+        ):
+            raise not_found(GRANT, resources.grant_name(request.collection_id, request.user_id))
+        return metadata_pb2.DeleteGrantResponse()
+
+    # API keys --------------------------------------------------------------------
+
+    async def CreateApiKey(
+        self, request: metadata_pb2.CreateApiKeyRequest, context: ServicerContext
+    ) -> metadata_pb2.CreateApiKeyResponse:
+        record = request.api_key
+        key = record.api_key
+        violations = FieldViolations()
+        name_prefix, _, key_id = key.name.partition("/")
+        if name_prefix != "apiKeys" or not resources.is_api_key_id(key_id):
+            violations.add(
+                "api_key.api_key.name",
+                f"must be apiKeys/{{api_key}} with an id of {resources.API_KEY_ID_RULE}",
+            )
+        owner_prefix, _, owner_id = key.owner.partition("/")
+        if owner_prefix != "users" or not resources.is_user_id(owner_id):
+            violations.add(
+                "api_key.api_key.owner",
+                f"must be users/{{user}} with an id of {resources.USER_ID_RULE}",
+            )
+        _check_text(violations, "api_key.api_key.display_name", key.display_name)
+        _check_hash(violations, "api_key.secret_hash", record.secret_hash)
+        collections: list[str] = []
+        if not key.collections:
+            violations.add("api_key.api_key.collections", "must name at least one collection")
+        elif len(key.collections) > MAX_API_KEY_COLLECTIONS:
+            violations.add(
+                "api_key.api_key.collections", f"at most {MAX_API_KEY_COLLECTIONS} collections"
+            )
+        for i, name in enumerate(key.collections):
+            prefix, _, collection_id = name.partition("/")
+            if prefix != "collections" or not resources.is_collection_id(collection_id):
+                violations.add(
+                    f"api_key.api_key.collections[{i}]",
+                    "must be collections/{collection} with an id of "
+                    + resources.COLLECTION_ID_RULE,
+                )
+            elif collection_id not in collections:
+                collections.append(collection_id)
+        verbs: list[int] = []
+        if not key.verbs:
+            violations.add("api_key.api_key.verbs", "must name at least one verb")
+        for i, verb in enumerate(key.verbs):
+            if verb not in API_KEY_VERBS:
+                violations.add(f"api_key.api_key.verbs[{i}]", "is not a known ApiKeyVerb")
+            elif verb not in verbs:
+                verbs.append(verb)
+        expire_time = None
+        if key.HasField("expire_time"):
+            expire_time = _time(violations, "api_key.api_key.expire_time", key.expire_time)
+        violations.raise_if_any()
+        try:
+            row = await self._store.create_api_key(
+                NewApiKey(
+                    id=key_id,
+                    user_id=owner_id,
+                    display_name=key.display_name,
+                    secret_hash=record.secret_hash,
+                    collections=collections,
+                    verbs=verbs,
+                    expire_time=expire_time,
+                ),
+                self._timeout(context),
+            )
+        except Missing as exc:
+            raise _missing(exc) from exc
+        if row is None:
+            raise already_exists(API_KEY, key.name)
+        return metadata_pb2.CreateApiKeyResponse(api_key=resources.api_key_record(row))
+
+    async def ListApiKeys(
+        self, request: metadata_pb2.ListApiKeysRequest, context: ServicerContext
+    ) -> metadata_pb2.ListApiKeysResponse:
+        user_id = resources.user_id_of("user_id", request.user_id)
+        size = pagination.page_size(request.page_size)
+        position = pagination.decode_token(request.page_token, "api_keys")
+        after = None
+        if position is not None:
+            after = position.get("after")
+            if position.get("listing") != user_id or not isinstance(after, str):
+                raise pagination.bad_token()
+        rows = await self._store.list_api_keys(user_id, after, size + 1, self._timeout(context))
+        if rows is None:
+            raise not_found(USER, resources.user_name(user_id))
+        page = rows[:size]
+        token = ""
+        if len(rows) > size:
+            token = pagination.encode_token("api_keys", listing=user_id, after=page[-1]["id"])
+        return metadata_pb2.ListApiKeysResponse(
+            api_keys=[resources.api_key_message(row) for row in page], next_page_token=token
+        )
+
+    async def DeleteApiKey(
+        self, request: metadata_pb2.DeleteApiKeyRequest, context: ServicerContext
+    ) -> metadata_pb2.DeleteApiKeyResponse:
+        violations = FieldViolations()
+        _check_user_id(violations, "user_id", request.user_id)
+        if not resources.is_api_key_id(request.api_key_id):
+            violations.add("api_key_id", f"must be an API key id: {resources.API_KEY_ID_RULE}")
+        violations.raise_if_any()
+        if not await self._store.delete_api_key(
+            request.user_id, request.api_key_id, self._timeout(context)
+        ):
+            raise not_found(API_KEY, resources.api_key_name(request.api_key_id))
+        return metadata_pb2.DeleteApiKeyResponse()
+
+    # Principals ------------------------------------------------------------------
+
+    async def ResolvePrincipal(
+        self, request: metadata_pb2.ResolvePrincipalRequest, context: ServicerContext
+    ) -> metadata_pb2.ResolvePrincipalResponse:
+        principal: Principal | None
+        which = request.WhichOneof("principal")
+        if which == "user_id":
+            user_id = resources.user_id_of("user_id", request.user_id)
+            session_id = None
+            if request.session_id:
+                session_id = resources.parse_uuid(request.session_id)
+                if session_id is None:
+                    raise invalid_argument({"session_id": "must be a UUID"})
+            principal = await self._store.resolve_user(user_id, session_id, self._timeout(context))
+            if principal is None:
+                raise not_found(USER, resources.user_name(user_id))
+        elif which == "api_key_id":
+            key_id = resources.api_key_id_of("api_key_id", request.api_key_id)
+            principal = await self._store.resolve_api_key(key_id, self._timeout(context))
+            if principal is None:
+                raise not_found(API_KEY, resources.api_key_name(key_id))
+        else:
+            raise invalid_argument({"principal": "set user_id or api_key_id"})
+        response = metadata_pb2.ResolvePrincipalResponse(
+            user=resources.user_record(principal.user), session_revoked=principal.session_revoked
+        )
+        for collection_id, role in principal.grants.items():
+            response.grants[collection_id] = cast(grant_pb2.CollectionRole, role)
+        if principal.api_key is not None:
+            response.api_key.CopyFrom(resources.api_key_record(principal.api_key))
+        return response
+
+
+def _restriction(
+    request: metadata_pb2.ListCollectionsRequest | metadata_pb2.ListOperationsRequest,
+) -> list[str] | None:
+    """The collection ids a listing is limited to; None when it is not."""
+    if not request.restrict_collections:
+        return None
+    violations = FieldViolations()
+    for i, collection_id in enumerate(request.collection_ids):
+        if not resources.is_collection_id(collection_id):
+            violations.add(
+                f"collection_ids[{i}]", f"must be a collection id: {resources.COLLECTION_ID_RULE}"
+            )
+    violations.raise_if_any()
+    return list(set(request.collection_ids))
 
 
 MAX_FILTER_CHARS = 4096

@@ -114,55 +114,87 @@ operations = sa.Table(
     sa.Index("operations_create_time_id_idx", sa.text("create_time DESC"), sa.text("id DESC")),
 )
 
+# semantik.v1.Role / CollectionRole: 1, 2, 3; ApiKeyVerb READ, WRITE, MANAGE.
+ROLES = "1, 2, 3"
+
+
+def _user_id(primary_key: bool = False) -> sa.Column[object]:
+    return sa.Column(
+        "user_id",
+        sa.Text(),
+        sa.ForeignKey("users.id", ondelete="CASCADE"),
+        primary_key=primary_key,
+        nullable=False,
+    )
+
+
 users = sa.Table(
     "users",
     metadata,
-    sa.Column("id", postgresql.UUID(), primary_key=True),
-    sa.Column("email", sa.Text(), nullable=False),
+    # The login name: `users/{id}`.
+    sa.Column("id", sa.Text(), primary_key=True),
     _text("display_name"),
-    sa.Column("disabled", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("role", sa.SmallInteger(), nullable=False),
+    # PHC-encoded argon2id.
+    sa.Column("password_hash", sa.Text(), nullable=False),
+    sa.Column("token_version", sa.BigInteger(), nullable=False, server_default="1"),
     _timestamp("create_time"),
     _timestamp("update_time"),
-    sa.UniqueConstraint("email", name="users_email_key"),
+    sa.CheckConstraint(f"role IN ({ROLES})", name="users_role_check"),
 )
 
-roles = sa.Table(
-    "roles",
+refresh_tokens = sa.Table(
+    "refresh_tokens",
     metadata,
-    sa.Column("id", sa.Text(), primary_key=True),
-    _text("description"),
+    # SHA-256 of the token; the token itself is never stored.
+    sa.Column("token_hash", sa.LargeBinary(), primary_key=True),
+    sa.Column("family_id", postgresql.UUID(), nullable=False),
+    _user_id(),
+    sa.Column("expire_time", sa.TIMESTAMP(timezone=True), nullable=False),
+    _timestamp("used_time", nullable=True),
+    _timestamp("revoke_time", nullable=True),
     _timestamp("create_time"),
+    sa.Index("refresh_tokens_family_id_idx", "family_id"),
+    sa.Index("refresh_tokens_user_id_idx", "user_id"),
 )
 
-user_roles = sa.Table(
-    "user_roles",
+collection_grants = sa.Table(
+    "collection_grants",
     metadata,
     sa.Column(
-        "user_id",
-        postgresql.UUID(),
-        sa.ForeignKey("users.id", ondelete="CASCADE"),
+        "collection_id",
+        sa.Text(),
+        sa.ForeignKey("collections.id", ondelete="CASCADE"),
         primary_key=True,
     ),
-    sa.Column(
-        "role_id", sa.Text(), sa.ForeignKey("roles.id", ondelete="CASCADE"), primary_key=True
-    ),
-    _timestamp("create_time"),
+    _user_id(primary_key=True),
+    sa.Column("role", sa.SmallInteger(), nullable=False),
+    _timestamp("update_time"),
+    sa.CheckConstraint(f"role IN ({ROLES})", name="collection_grants_role_check"),
+    sa.Index("collection_grants_user_id_idx", "user_id"),
 )
 
 api_keys = sa.Table(
     "api_keys",
     metadata,
-    sa.Column("id", postgresql.UUID(), primary_key=True),
-    sa.Column(
-        "user_id", postgresql.UUID(), sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False
-    ),
-    _text("name"),
-    sa.Column("prefix", sa.Text(), nullable=False),
+    # The key's public prefix: `apiKeys/{id}`.
+    sa.Column("id", sa.Text(), primary_key=True),
+    _user_id(),
+    _text("display_name"),
+    # SHA-256 of the whole secret.
     sa.Column("secret_hash", sa.LargeBinary(), nullable=False),
-    _timestamp("create_time"),
+    # Collection ids (not names) and semantik.v1.ApiKeyVerb values.
+    sa.Column("collections", postgresql.ARRAY(sa.Text()), nullable=False),
+    sa.Column("verbs", postgresql.ARRAY(sa.SmallInteger()), nullable=False),
     _timestamp("expire_time", nullable=True),
+    _timestamp("create_time"),
     _timestamp("last_used_time", nullable=True),
     _timestamp("revoke_time", nullable=True),
-    sa.UniqueConstraint("prefix", name="api_keys_prefix_key"),
+    sa.CheckConstraint("octet_length(secret_hash) = 32", name="api_keys_secret_hash_check"),
+    sa.CheckConstraint(
+        f"cardinality(collections) > 0 AND cardinality(verbs) > 0"
+        f" AND verbs <@ ARRAY[{ROLES}]::smallint[]",
+        name="api_keys_scope_check",
+    ),
     sa.Index("api_keys_user_id_idx", "user_id"),
 )

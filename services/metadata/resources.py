@@ -1,7 +1,8 @@
 """Resource names and the conversion of stored rows to API messages.
 
 Names follow AIP-122: `collections/{id}`, `collections/{id}/documents/{uuid}`,
-`operations/{uuid}`. A malformed name is INVALID_ARGUMENT naming the field.
+`operations/{uuid}`, `users/{id}`, `collections/{id}/grants/{user}`,
+`apiKeys/{id}`. A malformed name is INVALID_ARGUMENT naming the field.
 """
 
 from __future__ import annotations
@@ -16,11 +17,23 @@ from google.protobuf import timestamp_pb2
 from google.rpc import code_pb2, status_pb2
 
 from semantik.internal.v1 import metadata_pb2
-from semantik.v1 import collection_pb2, document_pb2, operation_pb2
+from semantik.v1 import (
+    api_key_pb2,
+    collection_pb2,
+    document_pb2,
+    grant_pb2,
+    operation_pb2,
+    user_pb2,
+)
 from servicekit.errors import invalid_argument
 
 COLLECTION_ID = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 COLLECTION_ID_RULE = "1-63 lower-case letters, digits and hyphens, starting with a letter"
+# A user id is the login name, spelled as a collection id.
+USER_ID = COLLECTION_ID
+USER_ID_RULE = COLLECTION_ID_RULE
+API_KEY_ID = re.compile(r"^[a-z0-9]{8,32}$")
+API_KEY_ID_RULE = "8-32 lower-case letters and digits"
 
 FINAL_OPERATION_STATES = frozenset(
     {operation_pb2.OPERATION_STATE_SUCCEEDED, operation_pb2.OPERATION_STATE_FAILED}
@@ -83,6 +96,35 @@ def parse_operation_name(field: str, name: str) -> uuid.UUID:
     return operation_id
 
 
+def is_user_id(value: str) -> bool:
+    return USER_ID.fullmatch(value) is not None
+
+
+def user_id_of(field: str, value: str) -> str:
+    """A bare user id (as in `user_id` fields)."""
+    if not is_user_id(value):
+        raise invalid_argument({field: f"must be a user id: {USER_ID_RULE}"})
+    return value
+
+
+def parse_user_name(field: str, name: str) -> str:
+    prefix, _, user_id = name.partition("/")
+    if prefix != "users" or not is_user_id(user_id):
+        raise invalid_argument({field: f"must be users/{{user}} with an id of {USER_ID_RULE}"})
+    return user_id
+
+
+def is_api_key_id(value: str) -> bool:
+    return API_KEY_ID.fullmatch(value) is not None
+
+
+def api_key_id_of(field: str, value: str) -> str:
+    """A bare API key id (as in `api_key_id` fields)."""
+    if not is_api_key_id(value):
+        raise invalid_argument({field: f"must be an API key id: {API_KEY_ID_RULE}"})
+    return value
+
+
 def collection_name(collection_id: str) -> str:
     return f"collections/{collection_id}"
 
@@ -93,6 +135,18 @@ def document_name(collection_id: str, document_id: uuid.UUID | str) -> str:
 
 def operation_name(operation_id: uuid.UUID | str) -> str:
     return f"operations/{operation_id}"
+
+
+def user_name(user_id: str) -> str:
+    return f"users/{user_id}"
+
+
+def grant_name(collection_id: str, user_id: str) -> str:
+    return f"collections/{collection_id}/grants/{user_id}"
+
+
+def api_key_name(key_id: str) -> str:
+    return f"apiKeys/{key_id}"
 
 
 def timestamp(value: datetime) -> timestamp_pb2.Timestamp:
@@ -177,4 +231,53 @@ def chunk_message(row: Row) -> metadata_pb2.ChunkRecord:
         end_offset=row["end_offset"],
         token_count=row["token_count"],
         page=row["page"],
+    )
+
+
+def user_message(row: Row) -> user_pb2.User:
+    """The public view of a `users` row."""
+    return user_pb2.User(
+        name=user_name(row["id"]),
+        display_name=row["display_name"],
+        role=row["role"],
+        create_time=timestamp(row["create_time"]),
+    )
+
+
+def user_record(row: Row) -> metadata_pb2.UserRecord:
+    """A `users` row with what only the gateway may see."""
+    return metadata_pb2.UserRecord(
+        user=user_message(row),
+        password_hash=row["password_hash"],
+        token_version=row["token_version"],
+    )
+
+
+def grant_message(row: Row) -> grant_pb2.Grant:
+    return grant_pb2.Grant(
+        name=grant_name(row["collection_id"], row["user_id"]),
+        user=user_name(row["user_id"]),
+        role=row["role"],
+        update_time=timestamp(row["update_time"]),
+    )
+
+
+def api_key_message(row: Row) -> api_key_pb2.ApiKey:
+    """The public view of an `api_keys` row (no secret hash)."""
+    key = api_key_pb2.ApiKey(
+        name=api_key_name(row["id"]),
+        display_name=row["display_name"],
+        collections=[collection_name(c) for c in row["collections"]],
+        verbs=row["verbs"],
+        owner=user_name(row["user_id"]),
+        create_time=timestamp(row["create_time"]),
+    )
+    if row["expire_time"] is not None:
+        key.expire_time.CopyFrom(timestamp(row["expire_time"]))
+    return key
+
+
+def api_key_record(row: Row) -> metadata_pb2.ApiKeyRecord:
+    return metadata_pb2.ApiKeyRecord(
+        api_key=api_key_message(row), secret_hash=bytes(row["secret_hash"])
     )

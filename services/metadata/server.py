@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 from semantik.internal.v1 import metadata_pb2, metadata_pb2_grpc
+from servicekit import service_auth
 from servicekit.server import Registration, configure_logging, run_server
 from services.metadata.config import MetadataConfig
 from services.metadata.handler import MetadataHandler
@@ -28,9 +29,11 @@ async def serve(config: MetadataConfig) -> None:
         readiness_check=store.check_ready,
         on_start=store.start,
         on_shutdown=store.close,
+        interceptors=service_auth.server_interceptors(),
     )
 
 
 def main() -> None:
     configure_logging("metadata")
+    service_auth.require_service_token("metadata")
     asyncio.run(serve(MetadataConfig.from_env()))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import json
 import logging
 import time
@@ -28,6 +29,8 @@ from services.metadata import schema
 from services.metadata.config import MetadataConfig
 from services.metadata.partitions import partition_key
 from services.metadata.resources import FINAL_OPERATION_STATES, Row
+
+COLLECTION_ROLE_OWNER = 1  # semantik.v1.CollectionRole
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +91,52 @@ HYDRATE_SQL = """
            c.token_count, c.page, c.document_id, d.source_path
     FROM chunks c JOIN documents d ON d.id = c.document_id
     WHERE c.partition_key = $3 AND c.collection_id = $2 AND c.id = ANY($1::uuid[])
+"""
+
+
+# A user's grants as {collection id: role}, NULL when none (jsonb decodes to dict).
+USER_GRANTS = """
+    (SELECT jsonb_object_agg(g.collection_id, g.role)
+     FROM collection_grants g WHERE g.user_id = u.id) AS grants
+"""
+USER_COLUMNS = "u.id, u.display_name, u.role, u.password_hash, u.token_version, u.create_time"
+API_KEY_FIELDS = (
+    "id",
+    "user_id",
+    "display_name",
+    "secret_hash",
+    "collections",
+    "verbs",
+    "expire_time",
+    "create_time",
+)
+# ResolvePrincipal by user id: the user and their grants, one statement.
+# $2 is the access token's sign-in (refresh token family), or NULL: a family
+# with any revoked token is a revoked sign-in (logout, reuse, password change).
+RESOLVE_USER_SQL = f"""
+    SELECT {USER_COLUMNS}, {USER_GRANTS},
+           EXISTS (SELECT 1 FROM refresh_tokens r
+                   WHERE r.family_id = $2 AND r.revoke_time IS NOT NULL) AS session_revoked
+    FROM users u WHERE u.id = $1
+"""
+# ResolvePrincipal by key id: the unrevoked key, its owner and their grants,
+# one statement that also records the key's use. last_used_time is written
+# at most once a minute per key, and SKIP LOCKED means a call never waits on
+# another call writing it: the hot path stays a read.
+RESOLVE_API_KEY_SQL = f"""
+    WITH touched AS (
+        UPDATE api_keys SET last_used_time = now()
+        WHERE id = (
+            SELECT id FROM api_keys
+            WHERE id = $1 AND revoke_time IS NULL
+              AND (last_used_time IS NULL OR last_used_time < now() - interval '1 minute')
+            FOR UPDATE SKIP LOCKED
+        )
+    )
+    SELECT {USER_COLUMNS}, {USER_GRANTS},
+           {", ".join(f"k.{name} AS key_{name}" for name in API_KEY_FIELDS)}
+    FROM api_keys k JOIN users u ON u.id = k.user_id
+    WHERE k.id = $1 AND k.revoke_time IS NULL
 """
 
 
@@ -172,6 +221,68 @@ class OperationUpdate:
 
 class OperationIsDone(Exception):
     """An update would move a finished operation to another state."""
+
+
+@dataclass(frozen=True)
+class NewUser:
+    id: str
+    display_name: str
+    role: int
+    password_hash: str
+
+
+@dataclass(frozen=True)
+class NewApiKey:
+    id: str
+    user_id: str
+    display_name: str
+    secret_hash: bytes
+    collections: list[str]
+    verbs: list[int]
+    expire_time: datetime | None
+
+
+class RotateOutcome(enum.Enum):
+    ROTATED = "rotated"
+    REUSED = "reused"
+    EXPIRED = "expired"
+    INVALID = "invalid"
+
+
+@dataclass(frozen=True)
+class Rotation:
+    outcome: RotateOutcome
+    # The presented token's user and family; None when the token is unknown.
+    user_id: str | None
+    family_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True)
+class Principal:
+    """A user (for a key, its owner), their grants and the key if any."""
+
+    user: Row
+    grants: dict[str, int]
+    api_key: Row | None
+    # Only when resolved with a session id: that sign-in is revoked.
+    session_revoked: bool = False
+
+
+class UsersExist(Exception):
+    """A bootstrap CreateUser (only_if_no_users) found a user already."""
+
+
+class Missing(Exception):
+    """A row a write refers to is absent: `kind` is "collection" or "user"."""
+
+    def __init__(self, kind: str, row_id: str) -> None:
+        super().__init__(f"{kind} {row_id} not found")
+        self.kind = kind
+        self.row_id = row_id
+
+
+class RefreshTokenExists(Exception):
+    """A refresh token with this hash is stored already."""
 
 
 async def _init_connection(connection: Any) -> None:
@@ -361,26 +472,43 @@ class MetadataStore:
 
     # Collections ---------------------------------------------------------------
 
-    async def create_collection(self, new: NewCollection, timeout_s: float) -> Row | None:
-        """The stored collection, or None when the id is taken."""
+    async def create_collection(
+        self, new: NewCollection, timeout_s: float, owner_user_id: str | None = None
+    ) -> Row | None:
+        """The stored collection, or None when the id is taken.
+
+        With `owner_user_id`, that user gets the owner grant in the same
+        statement (so the same transaction); Missing("user") when absent.
+        """
         async with self._connection(timeout_s) as (connection, deadline):
-            row: Row | None = await connection.fetchrow(
-                """
-                INSERT INTO collections (id, display_name, description, embedding_model,
-                    embedding_dimensions, chunk_tokens, overlap_tokens)
-                VALUES ($1, $2, $3, $4, $5, $6, $7)
-                ON CONFLICT (id) DO NOTHING
-                RETURNING *
-                """,
-                new.id,
-                new.display_name,
-                new.description,
-                new.embedding_model,
-                new.embedding_dimensions,
-                new.chunk_tokens,
-                new.overlap_tokens,
-                timeout=deadline.left(),
-            )
+            try:
+                row: Row | None = await connection.fetchrow(
+                    """
+                    WITH c AS (
+                        INSERT INTO collections (id, display_name, description,
+                            embedding_model, embedding_dimensions, chunk_tokens, overlap_tokens)
+                        VALUES ($1, $2, $3, $4, $5, $6, $7)
+                        ON CONFLICT (id) DO NOTHING
+                        RETURNING *
+                    ), owner AS (
+                        INSERT INTO collection_grants (collection_id, user_id, role)
+                        SELECT c.id, $8, $9 FROM c WHERE $8::text IS NOT NULL
+                    )
+                    SELECT * FROM c
+                    """,
+                    new.id,
+                    new.display_name,
+                    new.description,
+                    new.embedding_model,
+                    new.embedding_dimensions,
+                    new.chunk_tokens,
+                    new.overlap_tokens,
+                    owner_user_id,
+                    COLLECTION_ROLE_OWNER,
+                    timeout=deadline.left(),
+                )
+            except asyncpg.ForeignKeyViolationError as exc:
+                raise Missing("user", owner_user_id or "") from exc
             return row
 
     async def get_collection(self, collection_id: str, timeout_s: float) -> Row | None:
@@ -394,14 +522,23 @@ class MetadataStore:
             return row
 
     async def list_collections(
-        self, after_id: str | None, limit: int, timeout_s: float
+        self,
+        after_id: str | None,
+        limit: int,
+        timeout_s: float,
+        only_ids: Sequence[str] | None = None,
     ) -> list[Row]:
+        """A page by id; with `only_ids`, of those collections only (in SQL,
+        so a page is as full as the rows allow)."""
         async with self._connection(timeout_s) as (connection, deadline):
             rows: list[Row] = await connection.fetch(
                 f"SELECT {COLLECTION_COLUMNS} FROM collections c {COLLECTION_STATS}"
-                " WHERE $1::text IS NULL OR c.id > $1 ORDER BY c.id LIMIT $2",
+                " WHERE ($1::text IS NULL OR c.id > $1)"
+                " AND ($3::text[] IS NULL OR c.id = ANY($3))"
+                " ORDER BY c.id LIMIT $2",
                 after_id,
                 limit,
+                None if only_ids is None else list(only_ids),
                 timeout=deadline.left(),
             )
             return rows
@@ -611,17 +748,25 @@ class MetadataStore:
             return row
 
     async def list_operations(
-        self, after: tuple[datetime, uuid.UUID] | None, limit: int, timeout_s: float
+        self,
+        after: tuple[datetime, uuid.UUID] | None,
+        limit: int,
+        timeout_s: float,
+        only_collection_ids: Sequence[str] | None = None,
     ) -> list[Row]:
+        """A page, newest first; with `only_collection_ids`, of those
+        collections' operations only (in SQL, so pages stay full)."""
         after_time, after_id = after if after is not None else (None, None)
         async with self._connection(timeout_s) as (connection, deadline):
             rows: list[Row] = await connection.fetch(
                 "SELECT * FROM operations"
-                " WHERE $1::timestamptz IS NULL OR (create_time, id) < ($1, $2::uuid)"
+                " WHERE ($1::timestamptz IS NULL OR (create_time, id) < ($1, $2::uuid))"
+                " AND ($4::text[] IS NULL OR collection_id = ANY($4))"
                 " ORDER BY create_time DESC, id DESC LIMIT $3",
                 after_time,
                 after_id,
                 limit,
+                None if only_collection_ids is None else list(only_collection_ids),
                 timeout=deadline.left(),
             )
             return rows
@@ -688,3 +833,360 @@ class MetadataStore:
                 timeout=deadline.left(),
             )
             return row
+
+    # Users -----------------------------------------------------------------------
+
+    async def create_user(
+        self, new: NewUser, only_if_no_users: bool, timeout_s: float
+    ) -> Row | None:
+        """The stored user, or None when the id is taken.
+
+        With `only_if_no_users` (the bootstrap admin) raises UsersExist when
+        any user exists. The table lock (SHARE ROW EXCLUSIVE conflicts with
+        itself and with every insert) makes check and insert one step: of two
+        racing bootstraps the second waits, then sees the first's user.
+        """
+        async with (
+            self._connection(timeout_s) as (connection, deadline),
+            connection.transaction(),
+        ):
+            if only_if_no_users:
+                await connection.execute(
+                    "LOCK TABLE users IN SHARE ROW EXCLUSIVE MODE", timeout=deadline.left()
+                )
+            row: Row | None = await connection.fetchrow(
+                """
+                INSERT INTO users (id, display_name, role, password_hash)
+                SELECT $1, $2, $3, $4
+                WHERE NOT $5 OR NOT EXISTS (SELECT 1 FROM users)
+                ON CONFLICT (id) DO NOTHING
+                RETURNING *
+                """,
+                new.id,
+                new.display_name,
+                new.role,
+                new.password_hash,
+                only_if_no_users,
+                timeout=deadline.left(),
+            )
+            if row is None and only_if_no_users:
+                raise UsersExist()
+            return row
+
+    async def get_user(self, user_id: str, timeout_s: float) -> Row | None:
+        async with self._connection(timeout_s) as (connection, deadline):
+            row: Row | None = await connection.fetchrow(
+                "SELECT * FROM users WHERE id = $1", user_id, timeout=deadline.left()
+            )
+            return row
+
+    async def list_users(self, after_id: str | None, limit: int, timeout_s: float) -> list[Row]:
+        async with self._connection(timeout_s) as (connection, deadline):
+            rows: list[Row] = await connection.fetch(
+                "SELECT * FROM users WHERE $1::text IS NULL OR id > $1 ORDER BY id LIMIT $2",
+                after_id,
+                limit,
+                timeout=deadline.left(),
+            )
+            return rows
+
+    async def delete_user(self, user_id: str, timeout_s: float) -> bool:
+        """Deletes the user; grants, keys and refresh tokens go by cascade."""
+        async with self._connection(timeout_s) as (connection, deadline):
+            deleted = await connection.fetchval(
+                "DELETE FROM users WHERE id = $1 RETURNING id", user_id, timeout=deadline.left()
+            )
+            return deleted is not None
+
+    async def set_password(self, user_id: str, password_hash: str, timeout_s: float) -> int | None:
+        """The new token version; None when the user is absent.
+
+        One statement, so one transaction: the hash, the version bump and the
+        revocation of every refresh token of the user.
+        """
+        async with self._connection(timeout_s) as (connection, deadline):
+            version: int | None = await connection.fetchval(
+                """
+                WITH u AS (
+                    UPDATE users SET password_hash = $2, token_version = token_version + 1,
+                        update_time = now()
+                    WHERE id = $1
+                    RETURNING id, token_version
+                ), revoked AS (
+                    UPDATE refresh_tokens SET revoke_time = now()
+                    WHERE user_id IN (SELECT id FROM u) AND revoke_time IS NULL
+                )
+                SELECT token_version FROM u
+                """,
+                user_id,
+                password_hash,
+                timeout=deadline.left(),
+            )
+            return version
+
+    # Refresh tokens ------------------------------------------------------------------
+
+    async def create_refresh_token(
+        self,
+        token_hash: bytes,
+        family_id: uuid.UUID,
+        user_id: str,
+        expire_time: datetime,
+        timeout_s: float,
+    ) -> None:
+        """Stores a token; Missing("user") when the user is absent."""
+        async with self._connection(timeout_s) as (connection, deadline):
+            try:
+                await connection.execute(
+                    "INSERT INTO refresh_tokens (token_hash, family_id, user_id, expire_time)"
+                    " VALUES ($1, $2, $3, $4)",
+                    token_hash,
+                    family_id,
+                    user_id,
+                    expire_time,
+                    timeout=deadline.left(),
+                )
+            except asyncpg.ForeignKeyViolationError as exc:
+                raise Missing("user", user_id) from exc
+            except asyncpg.UniqueViolationError as exc:
+                raise RefreshTokenExists() from exc
+
+    async def rotate_refresh_token(
+        self, token_hash: bytes, new_token_hash: bytes, new_expire_time: datetime, timeout_s: float
+    ) -> Rotation:
+        """Spends a token and stores its successor in the same family.
+
+        The row is locked, so of two calls presenting one token the second
+        waits and then finds it spent (REUSED, revoking the family, the
+        first's successor included). A family counts as revoked when any of
+        its tokens is: a successor stored while the family was being revoked
+        is then refused too.
+        """
+        async with (
+            self._connection(timeout_s) as (connection, deadline),
+            connection.transaction(),
+        ):
+            token = await connection.fetchrow(
+                """
+                SELECT t.family_id, t.user_id, t.used_time IS NOT NULL AS used,
+                       t.expire_time <= now() AS expired,
+                       EXISTS (SELECT 1 FROM refresh_tokens f WHERE f.family_id = t.family_id
+                               AND f.revoke_time IS NOT NULL) AS revoked
+                FROM refresh_tokens t WHERE t.token_hash = $1
+                FOR UPDATE OF t
+                """,
+                token_hash,
+                timeout=deadline.left(),
+            )
+            if token is None:
+                return Rotation(RotateOutcome.INVALID, None)
+            user_id: str = token["user_id"]
+            if token["revoked"]:
+                return Rotation(RotateOutcome.INVALID, user_id)
+            if token["used"]:
+                await connection.execute(
+                    "UPDATE refresh_tokens SET revoke_time = now()"
+                    " WHERE family_id = $1 AND revoke_time IS NULL",
+                    token["family_id"],
+                    timeout=deadline.left(),
+                )
+                return Rotation(RotateOutcome.REUSED, user_id)
+            if token["expired"]:
+                return Rotation(RotateOutcome.EXPIRED, user_id)
+            try:
+                await connection.execute(
+                    """
+                    WITH spent AS (
+                        UPDATE refresh_tokens SET used_time = now() WHERE token_hash = $1
+                    )
+                    INSERT INTO refresh_tokens (token_hash, family_id, user_id, expire_time)
+                    VALUES ($2, $3, $4, $5)
+                    """,
+                    token_hash,
+                    new_token_hash,
+                    token["family_id"],
+                    user_id,
+                    new_expire_time,
+                    timeout=deadline.left(),
+                )
+            except asyncpg.UniqueViolationError as exc:
+                raise RefreshTokenExists() from exc
+            return Rotation(RotateOutcome.ROTATED, user_id, token["family_id"])
+
+    async def revoke_refresh_token(self, token_hash: bytes, timeout_s: float) -> str | None:
+        """Revokes the token's whole family; its user, or None when unknown."""
+        async with self._connection(timeout_s) as (connection, deadline):
+            user_id: str | None = await connection.fetchval(
+                """
+                WITH t AS (
+                    SELECT family_id, user_id FROM refresh_tokens WHERE token_hash = $1
+                ), revoked AS (
+                    UPDATE refresh_tokens SET revoke_time = now()
+                    WHERE family_id IN (SELECT family_id FROM t) AND revoke_time IS NULL
+                )
+                SELECT user_id FROM t
+                """,
+                token_hash,
+                timeout=deadline.left(),
+            )
+            return user_id
+
+    # Grants ------------------------------------------------------------------------
+
+    async def set_grant(self, collection_id: str, user_id: str, role: int, timeout_s: float) -> Row:
+        """Inserts or replaces the grant; Missing when the collection or user is absent."""
+        async with self._connection(timeout_s) as (connection, deadline):
+            try:
+                row: Row = await connection.fetchrow(
+                    """
+                    INSERT INTO collection_grants (collection_id, user_id, role)
+                    VALUES ($1, $2, $3)
+                    ON CONFLICT (collection_id, user_id) DO UPDATE SET
+                        role = EXCLUDED.role, update_time = now()
+                    RETURNING *
+                    """,
+                    collection_id,
+                    user_id,
+                    role,
+                    timeout=deadline.left(),
+                )
+            except asyncpg.ForeignKeyViolationError as exc:
+                # Name the collection first when both are absent, whichever
+                # constraint PostgreSQL checked first.
+                exists = await connection.fetchval(
+                    "SELECT EXISTS (SELECT 1 FROM collections WHERE id = $1)",
+                    collection_id,
+                    timeout=deadline.left(),
+                )
+                if not exists:
+                    raise Missing("collection", collection_id) from exc
+                raise Missing("user", user_id) from exc
+            return row
+
+    async def list_grants(
+        self, collection_id: str, after_user: str | None, limit: int, timeout_s: float
+    ) -> list[Row] | None:
+        """A page of the collection's grants by user id; None when it is absent."""
+        async with self._connection(timeout_s) as (connection, deadline):
+            rows: list[Row] = await connection.fetch(
+                "SELECT * FROM collection_grants WHERE collection_id = $1"
+                " AND ($2::text IS NULL OR user_id > $2) ORDER BY user_id LIMIT $3",
+                collection_id,
+                after_user,
+                limit,
+                timeout=deadline.left(),
+            )
+            if not rows:
+                exists = await connection.fetchval(
+                    "SELECT EXISTS (SELECT 1 FROM collections WHERE id = $1)",
+                    collection_id,
+                    timeout=deadline.left(),
+                )
+                if not exists:
+                    return None
+            return rows
+
+    async def delete_grant(self, collection_id: str, user_id: str, timeout_s: float) -> bool:
+        async with self._connection(timeout_s) as (connection, deadline):
+            deleted = await connection.fetchval(
+                "DELETE FROM collection_grants WHERE collection_id = $1 AND user_id = $2"
+                " RETURNING user_id",
+                collection_id,
+                user_id,
+                timeout=deadline.left(),
+            )
+            return deleted is not None
+
+    # API keys ------------------------------------------------------------------------
+
+    async def create_api_key(self, new: NewApiKey, timeout_s: float) -> Row | None:
+        """The stored key, or None when the id is taken; Missing("user") when
+        the owner is absent."""
+        async with self._connection(timeout_s) as (connection, deadline):
+            try:
+                row: Row | None = await connection.fetchrow(
+                    """
+                    INSERT INTO api_keys (id, user_id, display_name, secret_hash,
+                        collections, verbs, expire_time)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7)
+                    ON CONFLICT (id) DO NOTHING
+                    RETURNING *
+                    """,
+                    new.id,
+                    new.user_id,
+                    new.display_name,
+                    new.secret_hash,
+                    new.collections,
+                    new.verbs,
+                    new.expire_time,
+                    timeout=deadline.left(),
+                )
+            except asyncpg.ForeignKeyViolationError as exc:
+                raise Missing("user", new.user_id) from exc
+            return row
+
+    async def list_api_keys(
+        self, user_id: str, after_id: str | None, limit: int, timeout_s: float
+    ) -> list[Row] | None:
+        """A page of the user's unrevoked keys by id; None when the user is absent."""
+        async with self._connection(timeout_s) as (connection, deadline):
+            rows: list[Row] = await connection.fetch(
+                "SELECT * FROM api_keys WHERE user_id = $1 AND revoke_time IS NULL"
+                " AND ($2::text IS NULL OR id > $2) ORDER BY id LIMIT $3",
+                user_id,
+                after_id,
+                limit,
+                timeout=deadline.left(),
+            )
+            if not rows:
+                exists = await connection.fetchval(
+                    "SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)",
+                    user_id,
+                    timeout=deadline.left(),
+                )
+                if not exists:
+                    return None
+            return rows
+
+    async def delete_api_key(self, user_id: str, key_id: str, timeout_s: float) -> bool:
+        """Revokes the user's key; False when absent, revoked or another user's."""
+        async with self._connection(timeout_s) as (connection, deadline):
+            revoked = await connection.fetchval(
+                "UPDATE api_keys SET revoke_time = now()"
+                " WHERE id = $1 AND user_id = $2 AND revoke_time IS NULL RETURNING id",
+                key_id,
+                user_id,
+                timeout=deadline.left(),
+            )
+            return revoked is not None
+
+    # Principals ------------------------------------------------------------------------
+
+    async def resolve_user(
+        self, user_id: str, session_id: uuid.UUID | None, timeout_s: float
+    ) -> Principal | None:
+        """The user, their grants and whether `session_id` is revoked, one
+        statement; None when the user is absent."""
+        async with self._connection(timeout_s) as (connection, deadline):
+            row = await connection.fetchrow(
+                RESOLVE_USER_SQL, user_id, session_id, timeout=deadline.left()
+            )
+        if row is None:
+            return None
+        return Principal(
+            user=row,
+            grants=dict(row["grants"] or {}),
+            api_key=None,
+            session_revoked=bool(row["session_revoked"]),
+        )
+
+    async def resolve_api_key(self, key_id: str, timeout_s: float) -> Principal | None:
+        """The unrevoked key, its owner and their grants, one statement (which
+        also records the key's use); None when absent or revoked. Expiry is
+        not checked here."""
+        async with self._connection(timeout_s) as (connection, deadline):
+            row = await connection.fetchrow(RESOLVE_API_KEY_SQL, key_id, timeout=deadline.left())
+        if row is None:
+            return None
+        key = {name: row[f"key_{name}"] for name in API_KEY_FIELDS}
+        return Principal(user=row, grants=dict(row["grants"] or {}), api_key=key)

@@ -15,12 +15,17 @@ import grpc
 import pytest
 
 from semantik.v1 import (
+    api_key_pb2_grpc,
+    auth_pb2_grpc,
     collection_pb2_grpc,
     document_pb2_grpc,
+    grant_pb2_grpc,
     operation_pb2,
     operation_pb2_grpc,
     search_pb2_grpc,
+    user_pb2_grpc,
 )
+from semantik_cli.channels import public_channel
 from semantik_runner.mesh import Mesh
 
 # Short real passages on distinct topics, so a query has one right answer.
@@ -66,6 +71,10 @@ class Api:
     documents: Any
     operations: Any
     search: Any
+    auth: Any
+    users: Any
+    grants: Any
+    api_keys: Any
 
     def wait_done(self, name: str, timeout_s: float = 120.0) -> Any:
         deadline = time.monotonic() + timeout_s
@@ -79,17 +88,28 @@ class Api:
         raise TimeoutError(f"{name} not done after {timeout_s}s")
 
 
-@pytest.fixture(scope="session")
-def api(mesh: Mesh) -> Iterator[Api]:
-    channel = grpc.insecure_channel(mesh.grpc_target)
-    yield Api(
+def api_for(target: str, token: str = "") -> Api:
+    """The public API at `target`, calling with `token` (none when empty)."""
+    channel = public_channel(target, token)
+    return Api(
         channel=channel,
         collections=collection_pb2_grpc.CollectionServiceStub(channel),
         documents=document_pb2_grpc.DocumentServiceStub(channel),
         operations=operation_pb2_grpc.OperationServiceStub(channel),
         search=search_pb2_grpc.SearchServiceStub(channel),
+        auth=auth_pb2_grpc.AuthServiceStub(channel),
+        users=user_pb2_grpc.UserServiceStub(channel),
+        grants=grant_pb2_grpc.GrantServiceStub(channel),
+        api_keys=api_key_pb2_grpc.ApiKeyServiceStub(channel),
     )
-    channel.close()
+
+
+@pytest.fixture(scope="session")
+def api(mesh: Mesh, admin_token: str) -> Iterator[Api]:
+    """The public gRPC API as the bootstrap admin."""
+    client = api_for(mesh.grpc_target, admin_token)
+    yield client
+    client.channel.close()
 
 
 @dataclass
@@ -101,14 +121,19 @@ class JsonResponse:
 @dataclass
 class JsonApi:
     base_url: str
+    token: str = ""
+
+    @property
+    def headers(self) -> dict[str, str]:
+        headers = {"Content-Type": "application/json"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        return headers
 
     def call(self, method: str, path: str, body: Any = None) -> JsonResponse:
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(
-            self.base_url + path,
-            data=data,
-            method=method,
-            headers={"Content-Type": "application/json"},
+            self.base_url + path, data=data, method=method, headers=self.headers
         )
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
@@ -119,5 +144,6 @@ class JsonApi:
 
 
 @pytest.fixture(scope="session")
-def json_api(mesh: Mesh) -> JsonApi:
-    return JsonApi(mesh.json_url)
+def json_api(mesh: Mesh, admin_token: str) -> JsonApi:
+    """The JSON API through Envoy as the bootstrap admin."""
+    return JsonApi(mesh.json_url, admin_token)

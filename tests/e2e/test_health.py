@@ -109,6 +109,7 @@ def test_sigterm_goes_not_serving_then_exits_and_traces_are_exported(mesh: Mesh)
         "EMBEDDER_TARGET": mesh.embedder.address,
         "INDEXER_TARGET": mesh.indexer.address,
         "METADATA_TARGET": mesh.metadata.address,
+        "SERVICE_TOKEN": mesh.service_token,
         "SHUTDOWN_DELAY_S": "3",
         "OTEL_TRACES_EXPORTER": "console",
     }
@@ -133,7 +134,7 @@ def test_sigterm_goes_not_serving_then_exits_and_traces_are_exported(mesh: Mesh)
     assert '"name": "/grpc.health.v1.Health/Check"' in spans
 
 
-def test_reflection_lists_the_services_to_buf_curl(mesh: Mesh, api: Api) -> None:
+def test_reflection_lists_the_services_to_buf_curl(mesh: Mesh, api: Api, admin_token: str) -> None:
     api.collections.CreateCollection(
         collection_pb2.CreateCollectionRequest(
             collection_id="a-reflected", collection=collection_pb2.Collection()
@@ -170,6 +171,8 @@ def test_reflection_lists_the_services_to_buf_curl(mesh: Mesh, api: Api) -> None
             "--protocol",
             "grpc",
             "--http2-prior-knowledge",
+            "-H",
+            f"Authorization: Bearer {admin_token}",
             "--data",
             '{"pageSize": 1}',
             f"http://{mesh.grpc_target}/semantik.v1.CollectionService/ListCollections",

@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 from semantik_runner.mesh import Mesh
+from tests.conftest import ADMIN_PASSWORD, ADMIN_USER
 from tests.e2e.conftest import CORPUS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -21,7 +22,7 @@ def readme_commands() -> list[str]:
 
 def test_readme_examples_work(mesh: Mesh, tmp_path: Path) -> None:
     blocks = readme_commands()
-    assert len(blocks) >= 4
+    assert len(blocks) >= 6
     for relative, content in CORPUS.items():
         path = tmp_path / "docs" / relative
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -35,7 +36,9 @@ def test_readme_examples_work(mesh: Mesh, tmp_path: Path) -> None:
         **os.environ,
         "PATH": f"{REPO / '.venv' / 'bin'}:{os.environ['PATH']}",
         "SEMANTIK_TARGET": mesh.grpc_target,
+        "SEMANTIK_PASSWORD": ADMIN_PASSWORD,
     }
+    assert "--user admin" in blocks[0] and ADMIN_USER == "admin"
     result = subprocess.run(
         ["bash", "-c", script],
         cwd=tmp_path,
@@ -48,12 +51,13 @@ def test_readme_examples_work(mesh: Mesh, tmp_path: Path) -> None:
     output = result.stdout
     assert result.returncode == 0, output + result.stderr
     outputs = output.split("=== block ")[1:]
-    cli, json_api, grpc_api, bad_input = outputs[0], outputs[1], outputs[2], outputs[3]
+    cli, json_api, api_key, grpc_api, bad_input = outputs[1:6]
     # The CLI's best hit for the lift question is the wings document.
     first_hit = next(line for line in cli.splitlines() if line.strip().startswith("1."))
     assert first_hit.rstrip().endswith("aero/wings.md")
     assert "collections/notes" in cli
     assert "space/orbits.txt" in json_api
+    assert "kitchen/bread.txt" in api_key
     assert "semantik.v1.SearchService" in grpc_api
     assert "kitchen/bread.txt" in grpc_api
     assert '"field":"top_k"' in bad_input.replace(" ", "")

@@ -67,6 +67,7 @@ def test_run_stop_and_restart_keeps_the_data(tmp_path: Path) -> None:
         **{f"SEMANTIK_{name.upper()}_PORT": str(getattr(ports, name)) for name in vars(ports)},
         "SEMANTIK_TARGET": f"127.0.0.1:{ports.gateway}",
         "PATH": f"{BIN}:{os.environ['PATH']}",
+        "SEMANTIK_PASSWORD": "first admin password",
     }
     docs = tmp_path / "docs"
     for relative, text in CORPUS.items():
@@ -80,6 +81,11 @@ def test_run_stop_and_restart_keeps_the_data(tmp_path: Path) -> None:
         banner = "".join(lines)
         assert f"JSON API (Envoy): http://127.0.0.1:{ports.envoy}" in banner
         assert f"gRPC (gateway):   127.0.0.1:{ports.gateway}" in banner
+        # The first start prints the one-time bootstrap command; it makes the admin.
+        bootstrap = next(line for line in lines if "semantik bootstrap" in line).split()
+        assert bootstrap[:4] == ["semantik", "bootstrap", "--user", "admin"]
+        assert "created admin users/admin" in _cli(env, *bootstrap[1:])
+        env["SEMANTIK_TOKEN"] = _cli(env, "login", "--user", "admin").strip()
         indexed = _cli(env, "index", str(docs), "--collection", "kept")
         assert "SUCCEEDED" in indexed
     finally:
@@ -94,8 +100,10 @@ def test_run_stop_and_restart_keeps_the_data(tmp_path: Path) -> None:
         != 0
     )
 
-    process, _ = _start(data_dir, env)
+    process, lines = _start(data_dir, env)
     try:
+        # Printed once only; the signing key survived, so the token still works.
+        assert "bootstrap" not in "".join(lines)
         found = _cli(env, "search", "satellite orbit speed", "--collection", "kept", "-k", "1")
         assert found.splitlines()[0].rstrip().endswith("space/orbits.txt")
     finally:

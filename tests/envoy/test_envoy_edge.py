@@ -1,140 +1,73 @@
-"""The edge as clients see it: JSON, gRPC, gRPC-web, CORS, readiness, isolation.
+"""The edge as clients see it: JSON, gRPC, gRPC-web, CORS, TLS, readiness, isolation.
 
 Envoy is the unit under test: the real binary with the rendered config, in
-front of a stub gateway that answers a few public `semantik.v1.CollectionService`
-calls, one internal method (to prove Envoy never routes to it) and
-`grpc.health.v1` with a status the tests flip. The whole mesh behind a real
-gateway is tested elsewhere.
+front of a stub gateway (tests/envoy/stub.py) that answers a few calls of the
+public `semantik.v1` services, one internal method (to prove Envoy never routes
+to it) and `grpc.health.v1` with a status the tests flip. The whole mesh behind
+a real gateway is tested elsewhere; rate limits in test_envoy_limits.py.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import ssl
 import struct
 import time
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import grpc
 import httpx
 import pytest
-from google.protobuf import empty_pb2, timestamp_pb2
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from semantik.v1 import collection_pb2, collection_pb2_grpc
-from semantik_runner.envoy import DESCRIPTOR_PATH, EnvoyProcess
+from semantik.v1 import (
+    api_key_pb2,
+    api_key_pb2_grpc,
+    auth_pb2,
+    auth_pb2_grpc,
+    collection_pb2,
+    collection_pb2_grpc,
+    grant_pb2,
+    grant_pb2_grpc,
+    user_pb2,
+    user_pb2_grpc,
+)
+from semantik_runner.envoy import EdgeSettings, EnvoyProcess
 from semantik_runner.ports import free_port
-from servicekit.errors import invalid_argument, not_found
-from servicekit.server import ErrorInterceptor
+from tests.envoy.stub import INTERNAL_SERVICE, StubGateway
 
-INTERNAL_SERVICE = "semantik.internal.v1.MetadataService"
 ALLOWED_ORIGIN = "http://localhost:5173"
-
-
-@dataclass
-class StubGateway:
-    """What the stub saw, and a switch for its health."""
-
-    port: int
-    health: health.aio.HealthServicer
-    calls: list[str] = field(default_factory=list)
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    async def set_serving(self, serving: bool) -> None:
-        status = (
-            health_pb2.HealthCheckResponse.SERVING
-            if serving
-            else health_pb2.HealthCheckResponse.NOT_SERVING
-        )
-        await self.health.set("", status)
-
-
-class StubCollections(collection_pb2_grpc.CollectionServiceServicer):  # type: ignore[misc]
-    def __init__(self, calls: list[str]) -> None:
-        self._calls = calls
-
-    async def CreateCollection(
-        self, request: Any, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> Any:
-        self._calls.append("CreateCollection")
-        if not request.collection_id.islower():
-            raise invalid_argument({"collection_id": "must be lower-case"})
-        collection = collection_pb2.Collection()
-        collection.CopyFrom(request.collection)
-        collection.name = f"collections/{request.collection_id}"
-        collection.embedding_model = "stub-model"
-        collection.create_time.CopyFrom(timestamp_pb2.Timestamp(seconds=1_700_000_000))
-        return collection
-
-    async def GetCollection(self, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        self._calls.append("GetCollection")
-        if request.name == "collections/missing":
-            raise not_found("semantik.io/Collection", request.name)
-        return collection_pb2.Collection(name=request.name, display_name="Stub")
-
-    async def ListCollections(
-        self, request: Any, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> Any:
-        self._calls.append("ListCollections")
-        return collection_pb2.ListCollectionsResponse(
-            collections=[collection_pb2.Collection(name="collections/a")],
-            next_page_token=f"after-{request.page_size}",
-        )
-
-    async def DeleteCollection(
-        self, request: Any, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> Any:
-        self._calls.append("DeleteCollection")
-        return empty_pb2.Empty()
-
-
-def _internal_handler(calls: list[str]) -> grpc.GenericRpcHandler:
-    async def get_collection(request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
-        calls.append(f"{INTERNAL_SERVICE}/GetCollection")
-        return b""
-
-    return grpc.method_handlers_generic_handler(
-        INTERNAL_SERVICE, {"GetCollection": grpc.unary_unary_rpc_method_handler(get_collection)}
-    )
-
-
-@pytest.fixture(scope="module")
-async def stub_gateway() -> AsyncIterator[StubGateway]:
-    server = grpc.aio.server(interceptors=[ErrorInterceptor()])
-    port = server.add_insecure_port("127.0.0.1:0")
-    stub = StubGateway(port=port, health=health.aio.HealthServicer())
-    collection_pb2_grpc.add_CollectionServiceServicer_to_server(StubCollections(stub.calls), server)
-    server.add_generic_rpc_handlers([_internal_handler(stub.calls)])
-    health_pb2_grpc.add_HealthServicer_to_server(stub.health, server)
-    await stub.set_serving(True)
-    await server.start()
-    yield stub
-    await server.stop(0)
-
-
-@pytest.fixture(scope="module")
-def descriptor() -> Path:
-    if not DESCRIPTOR_PATH.is_file():
-        pytest.fail(f"{DESCRIPTOR_PATH} missing: run `make proto`")
-    return DESCRIPTOR_PATH
+MAX_REQUEST_BYTES = 64 * 1024
+# Never reached by these tests (rate limits have their own module).
+UNLIMITED = EdgeSettings(
+    rate_limit_per_address=100_000,
+    rate_limit_per_address_burst=100_000,
+    rate_limit_per_key=100_000,
+    rate_limit_per_key_burst=100_000,
+)
 
 
 @pytest.fixture(scope="module")
 async def edge(
     stub_gateway: StubGateway, descriptor: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[EnvoyProcess]:
+    config_dir = tmp_path_factory.mktemp("envoy")
     process = EnvoyProcess(
-        config_dir=tmp_path_factory.mktemp("envoy"),
+        config_dir=config_dir,
         listen_port=free_port(),
         admin_port=free_port(),
         gateway_port=stub_gateway.port,
+        tls_port=free_port(),
+        dev_cert_dir=config_dir / "secrets",
         descriptor_path=descriptor,
-        cors_origin_regex=r"^http://localhost(:[0-9]+)?$",
+        settings=dataclasses.replace(
+            UNLIMITED,
+            cors_origin_regex=r"^http://localhost(:[0-9]+)?$",
+            max_request_bytes=MAX_REQUEST_BYTES,
+        ),
         health_interval_s=0.25,
     )
     # start() and wait_ready() block; the stub must keep answering meanwhile.
@@ -144,12 +77,6 @@ async def edge(
         yield process
     finally:
         await asyncio.to_thread(process.stop)
-
-
-@pytest.fixture
-def calls(stub_gateway: StubGateway) -> Iterator[list[str]]:
-    stub_gateway.calls.clear()
-    yield stub_gateway.calls
 
 
 BAD_REQUEST_TYPE = "type.googleapis.com/google.rpc.BadRequest"
@@ -361,8 +288,17 @@ async def test_cors_preflight(http: httpx.AsyncClient, calls: list[str]) -> None
     refused = await http.options(
         "/v1/collections", headers={"origin": "https://evil.example", **preflight}
     )
+    # Envoy answers a refused preflight itself (never forwarded, never a 5xx);
+    # without Access-Control-Allow-Origin the browser refuses the call.
+    assert refused.status_code == 200
     assert "access-control-allow-origin" not in refused.headers
-    assert "access-control-allow-methods" not in refused.headers
+    # OPTIONS that is not a preflight, and gRPC-web on a JSON path: 404, not 503.
+    plain = await http.options("/v1/collections")
+    assert plain.status_code == 404
+    grpc_web_on_json = await http.post(
+        "/v1/auth:logout", headers={"content-type": "application/grpc-web+proto"}
+    )
+    assert grpc_web_on_json.status_code == 404
     assert calls == []
 
 
@@ -387,3 +323,181 @@ async def test_ready_follows_gateway_health(
     finally:
         await stub_gateway.set_serving(True)
     assert await _ready_status(http, 200) == 200
+
+
+# --- the auth services -------------------------------------------------------
+
+
+async def test_login_is_transcoded_with_its_credentials(
+    http: httpx.AsyncClient, stub_gateway: StubGateway, calls: list[str]
+) -> None:
+    response = await http.post(
+        "/v1/auth:login",
+        json={"userId": "alice", "password": "correct horse battery"},
+        headers={"authorization": "Bearer abc", "x-api-key": "sk-1"},
+    )
+    assert response.status_code == 200, response.text
+    assert response.json() == {
+        "accessToken": "token-for-alice",
+        "tokenType": "Bearer",
+        "expiresIn": "900",
+        "refreshToken": "",
+        "refreshExpiresIn": "0",
+    }
+    assert calls == ["Login"]
+    # Credentials reach the gateway as gRPC metadata.
+    assert stub_gateway.credentials == [("Bearer abc", "sk-1")]
+
+
+@pytest.mark.parametrize(
+    ("path", "method", "expected"),
+    [
+        ("/v1/users/bob", "GetUser", {"name": "users/bob", "displayName": "Stub user"}),
+        ("/v1/collections/c1/grants", "ListGrants", {"grants": ["collections/c1/grants/alice"]}),
+        ("/v1/apiKeys", "ListApiKeys", {"apiKeys": ["apiKeys/k1"]}),
+    ],
+)
+async def test_user_grant_and_api_key_routes_are_transcoded(
+    http: httpx.AsyncClient, calls: list[str], path: str, method: str, expected: dict[str, Any]
+) -> None:
+    response = await http.get(path)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    for key, value in expected.items():
+        if isinstance(value, list):
+            assert [item["name"] for item in body[key]] == value
+        else:
+            assert body[key] == value
+    assert calls == [method]
+
+
+async def test_grpc_reaches_the_auth_services(channel: grpc.aio.Channel, calls: list[str]) -> None:
+    tokens = await auth_pb2_grpc.AuthServiceStub(channel).Login(
+        auth_pb2.LoginRequest(user_id="carol", password="x"), timeout=5
+    )
+    assert tokens.access_token == "token-for-carol"
+    user = await user_pb2_grpc.UserServiceStub(channel).GetUser(
+        user_pb2.GetUserRequest(name="users/carol"), timeout=5
+    )
+    assert user.name == "users/carol"
+    grants = await grant_pb2_grpc.GrantServiceStub(channel).ListGrants(
+        grant_pb2.ListGrantsRequest(parent="collections/c"), timeout=5
+    )
+    assert [g.name for g in grants.grants] == ["collections/c/grants/alice"]
+    keys = await api_key_pb2_grpc.ApiKeyServiceStub(channel).ListApiKeys(
+        api_key_pb2.ListApiKeysRequest(), timeout=5
+    )
+    assert [k.name for k in keys.api_keys] == ["apiKeys/k1"]
+    assert calls == ["Login", "GetUser", "ListGrants", "ListApiKeys"]
+
+
+async def test_cors_preflight_allows_the_api_key_header(http: httpx.AsyncClient) -> None:
+    allowed = await http.options(
+        "/v1/apiKeys",
+        headers={
+            "origin": ALLOWED_ORIGIN,
+            "access-control-request-method": "GET",
+            "access-control-request-headers": "authorization,x-api-key",
+        },
+    )
+    assert allowed.status_code == 200
+    assert "x-api-key" in allowed.headers["access-control-allow-headers"]
+    assert "authorization" in allowed.headers["access-control-allow-headers"]
+
+
+# --- size limits ---------------------------------------------------------------
+
+
+async def test_oversize_json_body_is_413(http: httpx.AsyncClient, calls: list[str]) -> None:
+    big = "x" * (MAX_REQUEST_BYTES + 1024)
+    response = await http.post(
+        "/v1/collections", params={"collectionId": "big"}, json={"description": big}
+    )
+    assert response.status_code == 413, response.text[:200]
+    assert response.json() == {
+        "code": grpc.StatusCode.INVALID_ARGUMENT.value[0],
+        "message": "request body too large",
+        "details": [],
+    }
+    # The same without a length up front (chunked upload).
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b'{"description": "'
+        for _ in range(MAX_REQUEST_BYTES // 8192 + 2):
+            yield b"y" * 8192
+        yield b'"}'
+
+    response = await http.post(
+        "/v1/collections",
+        params={"collectionId": "big"},
+        content=chunks(),
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 413, response.text[:200]
+    assert calls == []
+
+
+async def test_body_under_the_limit_passes(http: httpx.AsyncClient, calls: list[str]) -> None:
+    response = await http.post(
+        "/v1/collections",
+        params={"collectionId": "small"},
+        json={"description": "x" * (MAX_REQUEST_BYTES // 2)},
+    )
+    assert response.status_code == 200, response.text[:200]
+    assert calls == ["CreateCollection"]
+
+
+async def test_oversize_headers_are_refused(http: httpx.AsyncClient, calls: list[str]) -> None:
+    kb = EdgeSettings().max_request_headers_kb
+    response = await http.get("/v1/collections/abc", headers={"x-padding": "p" * (kb * 1024)})
+    assert response.status_code == 431, response.text
+    assert calls == []
+
+
+# --- TLS ---------------------------------------------------------------------------
+
+
+def _tls_context(edge: EnvoyProcess) -> ssl.SSLContext:
+    assert edge.tls_cert is not None
+    return ssl.create_default_context(cafile=str(edge.tls_cert))
+
+
+def test_dev_certificate_is_private_and_in_the_given_directory(edge: EnvoyProcess) -> None:
+    assert edge.tls_cert is not None and edge.tls_key is not None
+    assert edge.tls_cert.parent == edge.config_dir / "secrets"
+    assert edge.tls_key.stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize("http2", [False, True])
+async def test_json_over_https(edge: EnvoyProcess, calls: list[str], http2: bool) -> None:
+    async with httpx.AsyncClient(
+        base_url=edge.tls_url, verify=_tls_context(edge), http2=http2, timeout=5.0
+    ) as client:
+        response = await client.post("/v1/auth:login", json={"userId": "tls", "password": "p"})
+        assert response.status_code == 200, response.text
+        assert response.json()["accessToken"] == "token-for-tls"
+        assert response.http_version == ("HTTP/2" if http2 else "HTTP/1.1")
+        ready = await client.get("/ready")
+        assert ready.status_code == 200
+    assert calls == ["Login"]
+
+
+async def test_https_with_an_untrusted_certificate_fails(edge: EnvoyProcess) -> None:
+    async with httpx.AsyncClient(base_url=edge.tls_url, timeout=5.0) as client:
+        with pytest.raises(httpx.ConnectError):
+            await client.get("/ready")
+
+
+async def test_grpc_over_tls(edge: EnvoyProcess, calls: list[str]) -> None:
+    assert edge.tls_cert is not None
+    credentials = grpc.ssl_channel_credentials(root_certificates=edge.tls_cert.read_bytes())
+    async with grpc.aio.secure_channel(edge.tls_address, credentials) as chan:
+        reply = await collection_pb2_grpc.CollectionServiceStub(chan).GetCollection(
+            collection_pb2.GetCollectionRequest(name="collections/tls"), timeout=5
+        )
+        assert reply.name == "collections/tls"
+        # Internal services stay unreachable over TLS too.
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await chan.unary_unary(f"/{INTERNAL_SERVICE}/GetCollection")(b"", timeout=5)
+        assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert calls == ["GetCollection"]

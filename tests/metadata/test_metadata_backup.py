@@ -74,7 +74,7 @@ async def test_backup_drop_restore_compare(backup_url: str, tmp_path: Path) -> N
         await add_chunks(connection, "kept", 200)
         await add_chunks(connection, "also-kept", 20)
         await connection.execute(
-            "INSERT INTO users (id, email) VALUES (gen_random_uuid(), 'a@example.com')"
+            "INSERT INTO users (id, role, password_hash) VALUES ('alice', 1, '$argon2id$x')"
         )
     finally:
         await connection.close()

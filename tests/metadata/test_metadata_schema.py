@@ -1,5 +1,6 @@
 """The Alembic migrations on a real PostgreSQL: up, down to nothing, up again;
-the models agree with them; 0001 data survives 0002 both ways."""
+the models agree with them; 0001 data survives 0002 both ways; 0003 replaces
+0002's unused account tables and gives them back on downgrade."""
 
 from __future__ import annotations
 
@@ -23,7 +24,9 @@ from tests.metadata.conftest import REPO
 
 TABLES_0001 = {"collections", "documents", "chunks", "operations"}
 PARTITIONS = {partition_name(key) for key in range(PARTITION_COUNT)}
-TABLES = TABLES_0001 | {"users", "roles", "user_roles", "api_keys"} | PARTITIONS
+ACCOUNT_TABLES_0002 = {"users", "roles", "user_roles", "api_keys"}
+ACCOUNT_TABLES = {"users", "refresh_tokens", "collection_grants", "api_keys"}
+TABLES = TABLES_0001 | ACCOUNT_TABLES | PARTITIONS
 VIEWS = {
     "chunk_partition_rows",
     "chunk_partition_skew",
@@ -159,5 +162,72 @@ async def test_0001_chunks_move_into_partitions_and_back(scratch_url: str) -> No
         await schema.migrate(scratch_url, "0001", downgrade=True)
         after = await connection.fetch("SELECT * FROM chunks ORDER BY id")
         assert [dict(r) for r in after] == [dict(r) for r in before]
+    finally:
+        await connection.close()
+
+
+async def columns(connection: asyncpg.Connection, table: str) -> list[tuple[str, str, bool]]:
+    rows = await connection.fetch(
+        "SELECT column_name, data_type, is_nullable = 'YES' AS nullable"
+        " FROM information_schema.columns WHERE table_schema = 'public' AND table_name = $1"
+        " ORDER BY ordinal_position",
+        table,
+    )
+    return [(row["column_name"], row["data_type"], row["nullable"]) for row in rows]
+
+
+async def test_0003_replaces_the_account_tables_and_gives_them_back(scratch_url: str) -> None:
+    await schema.migrate(scratch_url, "0002")
+    assert await tables_and_version(scratch_url) == (
+        TABLES_0001 | ACCOUNT_TABLES_0002 | PARTITIONS | VIEWS,
+        "0002",
+    )
+    connection = await asyncpg.connect(scratch_url)
+    try:
+        before = {table: await columns(connection, table) for table in ACCOUNT_TABLES_0002}
+
+        await schema.migrate(scratch_url, "0003")
+        assert await tables_and_version(scratch_url) == (TABLES | VIEWS, "0003")
+        assert [c[0] for c in await columns(connection, "users")] == [
+            "id",
+            "display_name",
+            "role",
+            "password_hash",
+            "token_version",
+            "create_time",
+            "update_time",
+        ]
+        # The CHECKs hold the enums' ranges (autogenerate does not compare them).
+        await connection.execute("INSERT INTO users (id, role, password_hash) VALUES ('a', 1, 'h')")
+        with pytest.raises(asyncpg.CheckViolationError):
+            await connection.execute(
+                "INSERT INTO users (id, role, password_hash) VALUES ('b', 0, 'h')"
+            )
+        await connection.execute(
+            "INSERT INTO collections (id, chunk_tokens, overlap_tokens) VALUES ('c', 200, 40)"
+        )
+        with pytest.raises(asyncpg.CheckViolationError):
+            await connection.execute(
+                "INSERT INTO collection_grants (collection_id, user_id, role) VALUES ('c', 'a', 4)"
+            )
+        with pytest.raises(asyncpg.CheckViolationError):
+            await connection.execute(
+                "INSERT INTO api_keys (id, user_id, secret_hash, collections, verbs)"
+                " VALUES ('abcdefgh', 'a', '\\x00', '{c}', '{1}')"
+            )
+        with pytest.raises(asyncpg.CheckViolationError):
+            await connection.execute(
+                "INSERT INTO api_keys (id, user_id, secret_hash, collections, verbs)"
+                " VALUES ('abcdefgh', 'a', $1, '{c}', '{0}')",
+                bytes(32),
+            )
+
+        await schema.migrate(scratch_url, "0002", downgrade=True)
+        assert await tables_and_version(scratch_url) == (
+            TABLES_0001 | ACCOUNT_TABLES_0002 | PARTITIONS | VIEWS,
+            "0002",
+        )
+        after = {table: await columns(connection, table) for table in ACCOUNT_TABLES_0002}
+        assert after == before
     finally:
         await connection.close()

@@ -12,6 +12,7 @@ from servicekit.errors import FieldViolations
 from servicekit.grpc_types import ServicerContext
 from services.gateway import validation
 from services.gateway.downstream import Downstreams
+from services.gateway.security import principal
 
 Context = ServicerContext
 
@@ -92,7 +93,10 @@ class CollectionHandler(collection_pb2_grpc.CollectionServiceServicer):  # type:
             embedding_dimensions=info.dimensions,
         )
         created = await self._d.metadata.CreateCollection(
-            metadata_pb2.CreateCollectionRequest(collection=record),
+            # The creator owns the collection (the grant is written with it).
+            metadata_pb2.CreateCollectionRequest(
+                collection=record, owner_user_id=principal.current().user_id
+            ),
             timeout=remaining(context, self._timeout_s),
         )
         try:
@@ -130,7 +134,9 @@ class CollectionHandler(collection_pb2_grpc.CollectionServiceServicer):  # type:
         violations.raise_if_any()
         response = await self._d.metadata.ListCollections(
             metadata_pb2.ListCollectionsRequest(
-                page_size=request.page_size, page_token=request.page_token
+                page_size=request.page_size,
+                page_token=request.page_token,
+                **principal.listing_scope(),
             ),
             timeout=remaining(context, self._timeout_s),
         )

@@ -9,6 +9,7 @@ from servicekit.errors import FieldViolations
 from servicekit.grpc_types import ServicerContext
 from services.gateway import validation
 from services.gateway.downstream import Downstreams
+from services.gateway.security import principal
 
 Context = ServicerContext
 
@@ -38,7 +39,9 @@ class OperationHandler(operation_pb2_grpc.OperationServiceServicer):  # type: ig
         violations.raise_if_any()
         response = await self._d.metadata.ListOperations(
             metadata_pb2.ListOperationsRequest(
-                page_size=request.page_size, page_token=request.page_token
+                page_size=request.page_size,
+                page_token=request.page_token,
+                **principal.listing_scope(),
             ),
             timeout=remaining(context, self._timeout_s),
         )

@@ -1,10 +1,14 @@
 import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from semantik.v1 import api_key_pb2 as _api_key_pb2
 from semantik.v1 import collection_pb2 as _collection_pb2
 from semantik.v1 import document_pb2 as _document_pb2
+from semantik.v1 import grant_pb2 as _grant_pb2
 from semantik.v1 import operation_pb2 as _operation_pb2
+from semantik.v1 import user_pb2 as _user_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
@@ -12,11 +16,26 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class RotateResult(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ROTATE_RESULT_UNSPECIFIED: _ClassVar[RotateResult]
+    ROTATE_RESULT_ROTATED: _ClassVar[RotateResult]
+    ROTATE_RESULT_REUSED: _ClassVar[RotateResult]
+    ROTATE_RESULT_EXPIRED: _ClassVar[RotateResult]
+    ROTATE_RESULT_INVALID: _ClassVar[RotateResult]
+ROTATE_RESULT_UNSPECIFIED: RotateResult
+ROTATE_RESULT_ROTATED: RotateResult
+ROTATE_RESULT_REUSED: RotateResult
+ROTATE_RESULT_EXPIRED: RotateResult
+ROTATE_RESULT_INVALID: RotateResult
+
 class CreateCollectionRequest(_message.Message):
-    __slots__ = ("collection",)
+    __slots__ = ("collection", "owner_user_id")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    OWNER_USER_ID_FIELD_NUMBER: _ClassVar[int]
     collection: _collection_pb2.Collection
-    def __init__(self, collection: _Optional[_Union[_collection_pb2.Collection, _Mapping]] = ...) -> None: ...
+    owner_user_id: str
+    def __init__(self, collection: _Optional[_Union[_collection_pb2.Collection, _Mapping]] = ..., owner_user_id: _Optional[str] = ...) -> None: ...
 
 class CreateCollectionResponse(_message.Message):
     __slots__ = ("collection",)
@@ -37,12 +56,16 @@ class GetCollectionResponse(_message.Message):
     def __init__(self, collection: _Optional[_Union[_collection_pb2.Collection, _Mapping]] = ...) -> None: ...
 
 class ListCollectionsRequest(_message.Message):
-    __slots__ = ("page_size", "page_token")
+    __slots__ = ("page_size", "page_token", "restrict_collections", "collection_ids")
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    RESTRICT_COLLECTIONS_FIELD_NUMBER: _ClassVar[int]
+    COLLECTION_IDS_FIELD_NUMBER: _ClassVar[int]
     page_size: int
     page_token: str
-    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    restrict_collections: bool
+    collection_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., restrict_collections: _Optional[bool] = ..., collection_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ListCollectionsResponse(_message.Message):
     __slots__ = ("collections", "next_page_token")
@@ -87,12 +110,16 @@ class GetOperationResponse(_message.Message):
     def __init__(self, operation: _Optional[_Union[_operation_pb2.Operation, _Mapping]] = ...) -> None: ...
 
 class ListOperationsRequest(_message.Message):
-    __slots__ = ("page_size", "page_token")
+    __slots__ = ("page_size", "page_token", "restrict_collections", "collection_ids")
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    RESTRICT_COLLECTIONS_FIELD_NUMBER: _ClassVar[int]
+    COLLECTION_IDS_FIELD_NUMBER: _ClassVar[int]
     page_size: int
     page_token: str
-    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    restrict_collections: bool
+    collection_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., restrict_collections: _Optional[bool] = ..., collection_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ListOperationsResponse(_message.Message):
     __slots__ = ("operations", "next_page_token")
@@ -219,3 +246,254 @@ class HydrateChunksResponse(_message.Message):
     CHUNKS_FIELD_NUMBER: _ClassVar[int]
     chunks: _containers.RepeatedCompositeFieldContainer[HydratedChunk]
     def __init__(self, chunks: _Optional[_Iterable[_Union[HydratedChunk, _Mapping]]] = ...) -> None: ...
+
+class UserRecord(_message.Message):
+    __slots__ = ("user", "password_hash", "token_version")
+    USER_FIELD_NUMBER: _ClassVar[int]
+    PASSWORD_HASH_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_VERSION_FIELD_NUMBER: _ClassVar[int]
+    user: _user_pb2.User
+    password_hash: str
+    token_version: int
+    def __init__(self, user: _Optional[_Union[_user_pb2.User, _Mapping]] = ..., password_hash: _Optional[str] = ..., token_version: _Optional[int] = ...) -> None: ...
+
+class CreateUserRequest(_message.Message):
+    __slots__ = ("user", "only_if_no_users")
+    USER_FIELD_NUMBER: _ClassVar[int]
+    ONLY_IF_NO_USERS_FIELD_NUMBER: _ClassVar[int]
+    user: UserRecord
+    only_if_no_users: bool
+    def __init__(self, user: _Optional[_Union[UserRecord, _Mapping]] = ..., only_if_no_users: _Optional[bool] = ...) -> None: ...
+
+class CreateUserResponse(_message.Message):
+    __slots__ = ("user",)
+    USER_FIELD_NUMBER: _ClassVar[int]
+    user: UserRecord
+    def __init__(self, user: _Optional[_Union[UserRecord, _Mapping]] = ...) -> None: ...
+
+class GetUserRequest(_message.Message):
+    __slots__ = ("user_id",)
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    def __init__(self, user_id: _Optional[str] = ...) -> None: ...
+
+class GetUserResponse(_message.Message):
+    __slots__ = ("user",)
+    USER_FIELD_NUMBER: _ClassVar[int]
+    user: UserRecord
+    def __init__(self, user: _Optional[_Union[UserRecord, _Mapping]] = ...) -> None: ...
+
+class ListUsersRequest(_message.Message):
+    __slots__ = ("page_size", "page_token")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListUsersResponse(_message.Message):
+    __slots__ = ("users", "next_page_token")
+    USERS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    users: _containers.RepeatedCompositeFieldContainer[_user_pb2.User]
+    next_page_token: str
+    def __init__(self, users: _Optional[_Iterable[_Union[_user_pb2.User, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class DeleteUserRequest(_message.Message):
+    __slots__ = ("user_id",)
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    def __init__(self, user_id: _Optional[str] = ...) -> None: ...
+
+class DeleteUserResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class SetPasswordRequest(_message.Message):
+    __slots__ = ("user_id", "password_hash")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    PASSWORD_HASH_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    password_hash: str
+    def __init__(self, user_id: _Optional[str] = ..., password_hash: _Optional[str] = ...) -> None: ...
+
+class SetPasswordResponse(_message.Message):
+    __slots__ = ("token_version",)
+    TOKEN_VERSION_FIELD_NUMBER: _ClassVar[int]
+    token_version: int
+    def __init__(self, token_version: _Optional[int] = ...) -> None: ...
+
+class CreateRefreshTokenRequest(_message.Message):
+    __slots__ = ("token_hash", "family_id", "user_id", "expire_time")
+    TOKEN_HASH_FIELD_NUMBER: _ClassVar[int]
+    FAMILY_ID_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
+    token_hash: bytes
+    family_id: str
+    user_id: str
+    expire_time: _timestamp_pb2.Timestamp
+    def __init__(self, token_hash: _Optional[bytes] = ..., family_id: _Optional[str] = ..., user_id: _Optional[str] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class CreateRefreshTokenResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class RotateRefreshTokenRequest(_message.Message):
+    __slots__ = ("token_hash", "new_token_hash", "new_expire_time")
+    TOKEN_HASH_FIELD_NUMBER: _ClassVar[int]
+    NEW_TOKEN_HASH_FIELD_NUMBER: _ClassVar[int]
+    NEW_EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
+    token_hash: bytes
+    new_token_hash: bytes
+    new_expire_time: _timestamp_pb2.Timestamp
+    def __init__(self, token_hash: _Optional[bytes] = ..., new_token_hash: _Optional[bytes] = ..., new_expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class RotateRefreshTokenResponse(_message.Message):
+    __slots__ = ("result", "user_id", "family_id")
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    FAMILY_ID_FIELD_NUMBER: _ClassVar[int]
+    result: RotateResult
+    user_id: str
+    family_id: str
+    def __init__(self, result: _Optional[_Union[RotateResult, str]] = ..., user_id: _Optional[str] = ..., family_id: _Optional[str] = ...) -> None: ...
+
+class RevokeRefreshTokenRequest(_message.Message):
+    __slots__ = ("token_hash",)
+    TOKEN_HASH_FIELD_NUMBER: _ClassVar[int]
+    token_hash: bytes
+    def __init__(self, token_hash: _Optional[bytes] = ...) -> None: ...
+
+class RevokeRefreshTokenResponse(_message.Message):
+    __slots__ = ("found", "user_id")
+    FOUND_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    found: bool
+    user_id: str
+    def __init__(self, found: _Optional[bool] = ..., user_id: _Optional[str] = ...) -> None: ...
+
+class SetGrantRequest(_message.Message):
+    __slots__ = ("collection_id", "user_id", "role")
+    COLLECTION_ID_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    collection_id: str
+    user_id: str
+    role: _grant_pb2.CollectionRole
+    def __init__(self, collection_id: _Optional[str] = ..., user_id: _Optional[str] = ..., role: _Optional[_Union[_grant_pb2.CollectionRole, str]] = ...) -> None: ...
+
+class SetGrantResponse(_message.Message):
+    __slots__ = ("grant",)
+    GRANT_FIELD_NUMBER: _ClassVar[int]
+    grant: _grant_pb2.Grant
+    def __init__(self, grant: _Optional[_Union[_grant_pb2.Grant, _Mapping]] = ...) -> None: ...
+
+class ListGrantsRequest(_message.Message):
+    __slots__ = ("collection_id", "page_size", "page_token")
+    COLLECTION_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    collection_id: str
+    page_size: int
+    page_token: str
+    def __init__(self, collection_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListGrantsResponse(_message.Message):
+    __slots__ = ("grants", "next_page_token")
+    GRANTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    grants: _containers.RepeatedCompositeFieldContainer[_grant_pb2.Grant]
+    next_page_token: str
+    def __init__(self, grants: _Optional[_Iterable[_Union[_grant_pb2.Grant, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class DeleteGrantRequest(_message.Message):
+    __slots__ = ("collection_id", "user_id")
+    COLLECTION_ID_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    collection_id: str
+    user_id: str
+    def __init__(self, collection_id: _Optional[str] = ..., user_id: _Optional[str] = ...) -> None: ...
+
+class DeleteGrantResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ApiKeyRecord(_message.Message):
+    __slots__ = ("api_key", "secret_hash")
+    API_KEY_FIELD_NUMBER: _ClassVar[int]
+    SECRET_HASH_FIELD_NUMBER: _ClassVar[int]
+    api_key: _api_key_pb2.ApiKey
+    secret_hash: bytes
+    def __init__(self, api_key: _Optional[_Union[_api_key_pb2.ApiKey, _Mapping]] = ..., secret_hash: _Optional[bytes] = ...) -> None: ...
+
+class CreateApiKeyRequest(_message.Message):
+    __slots__ = ("api_key",)
+    API_KEY_FIELD_NUMBER: _ClassVar[int]
+    api_key: ApiKeyRecord
+    def __init__(self, api_key: _Optional[_Union[ApiKeyRecord, _Mapping]] = ...) -> None: ...
+
+class CreateApiKeyResponse(_message.Message):
+    __slots__ = ("api_key",)
+    API_KEY_FIELD_NUMBER: _ClassVar[int]
+    api_key: ApiKeyRecord
+    def __init__(self, api_key: _Optional[_Union[ApiKeyRecord, _Mapping]] = ...) -> None: ...
+
+class ListApiKeysRequest(_message.Message):
+    __slots__ = ("user_id", "page_size", "page_token")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    page_size: int
+    page_token: str
+    def __init__(self, user_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListApiKeysResponse(_message.Message):
+    __slots__ = ("api_keys", "next_page_token")
+    API_KEYS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    api_keys: _containers.RepeatedCompositeFieldContainer[_api_key_pb2.ApiKey]
+    next_page_token: str
+    def __init__(self, api_keys: _Optional[_Iterable[_Union[_api_key_pb2.ApiKey, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class DeleteApiKeyRequest(_message.Message):
+    __slots__ = ("user_id", "api_key_id")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    API_KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    api_key_id: str
+    def __init__(self, user_id: _Optional[str] = ..., api_key_id: _Optional[str] = ...) -> None: ...
+
+class DeleteApiKeyResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ResolvePrincipalRequest(_message.Message):
+    __slots__ = ("user_id", "api_key_id", "session_id")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    API_KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    api_key_id: str
+    session_id: str
+    def __init__(self, user_id: _Optional[str] = ..., api_key_id: _Optional[str] = ..., session_id: _Optional[str] = ...) -> None: ...
+
+class ResolvePrincipalResponse(_message.Message):
+    __slots__ = ("user", "grants", "api_key", "session_revoked")
+    class GrantsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: _grant_pb2.CollectionRole
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[_grant_pb2.CollectionRole, str]] = ...) -> None: ...
+    USER_FIELD_NUMBER: _ClassVar[int]
+    GRANTS_FIELD_NUMBER: _ClassVar[int]
+    API_KEY_FIELD_NUMBER: _ClassVar[int]
+    SESSION_REVOKED_FIELD_NUMBER: _ClassVar[int]
+    user: UserRecord
+    grants: _containers.ScalarMap[str, _grant_pb2.CollectionRole]
+    api_key: ApiKeyRecord
+    session_revoked: bool
+    def __init__(self, user: _Optional[_Union[UserRecord, _Mapping]] = ..., grants: _Optional[_Mapping[str, _grant_pb2.CollectionRole]] = ..., api_key: _Optional[_Union[ApiKeyRecord, _Mapping]] = ..., session_revoked: _Optional[bool] = ...) -> None: ...

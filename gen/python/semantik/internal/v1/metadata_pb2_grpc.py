@@ -96,6 +96,81 @@ class MetadataServiceStub:
                 request_serializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.HydrateChunksRequest.SerializeToString,
                 response_deserializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.HydrateChunksResponse.FromString,
                 _registered_method=True)
+        self.CreateUser = channel.unary_unary(
+                '/semantik.internal.v1.MetadataService/CreateUser',
+                request_serializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.CreateUserRequest.SerializeToString,
+                response_deserializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.CreateUserResponse.FromString,
+                _registered_method=True)
+        self.GetUser = channel.unary_unary(
+                '/semantik.internal.v1.MetadataService/GetUser',
+                request_serializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.GetUserRequest.SerializeToString,
+                response_deserializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.GetUserResponse.FromString,
+                _registered_method=True)
+        self.ListUsers = channel.unary_unary(
+                '/semantik.internal.v1.MetadataService/ListUsers',
+                request_serializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.ListUsersRequest.SerializeToString,
+                response_deserializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.ListUsersResponse.FromString,
+                _registered_method=True)
+        self.DeleteUser = channel.unary_unary(
+                '/semantik.internal.v1.MetadataService/DeleteUser',
+                request_serializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.DeleteUserRequest.SerializeToString,
+                response_deserializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.DeleteUserResponse.FromString,
+                _registered_method=True)
+        self.SetPassword = channel.unary_unary(
+                '/semantik.internal.v1.MetadataService/SetPassword',
+                request_serializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.SetPasswordRequest.SerializeToString,
+                response_deserializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.SetPasswordResponse.FromString,
+                _registered_method=True)
+        self.CreateRefreshToken = channel.unary_unary(
+                '/semantik.internal.v1.MetadataService/CreateRefreshToken',
+                request_serializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.CreateRefreshTokenRequest.SerializeToString,
+                response_deserializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.CreateRefreshTokenResponse.FromString,
+                _registered_method=True)
+        self.RotateRefreshToken = channel.unary_unary(
+                '/semantik.internal.v1.MetadataService/RotateRefreshToken',
+                request_serializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.RotateRefreshTokenRequest.SerializeToString,
+                response_deserializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.RotateRefreshTokenResponse.FromString,
+                _registered_method=True)
+        self.RevokeRefreshToken = channel.unary_unary(
+                '/semantik.internal.v1.MetadataService/RevokeRefreshToken',
+                request_serializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.RevokeRefreshTokenRequest.SerializeToString,
+                response_deserializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.RevokeRefreshTokenResponse.FromString,
+                _registered_method=True)
+        self.SetGrant = channel.unary_unary(
+                '/semantik.internal.v1.MetadataService/SetGrant',
+                request_serializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.SetGrantRequest.SerializeToString,
+                response_deserializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.SetGrantResponse.FromString,
+                _registered_method=True)
+        self.ListGrants = channel.unary_unary(
+                '/semantik.internal.v1.MetadataService/ListGrants',
+                request_serializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.ListGrantsRequest.SerializeToString,
+                response_deserializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.ListGrantsResponse.FromString,
+                _registered_method=True)
+        self.DeleteGrant = channel.unary_unary(
+                '/semantik.internal.v1.MetadataService/DeleteGrant',
+                request_serializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.DeleteGrantRequest.SerializeToString,
+                response_deserializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.DeleteGrantResponse.FromString,
+                _registered_method=True)
+        self.CreateApiKey = channel.unary_unary(
+                '/semantik.internal.v1.MetadataService/CreateApiKey',
+                request_serializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.CreateApiKeyRequest.SerializeToString,
+                response_deserializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.CreateApiKeyResponse.FromString,
+                _registered_method=True)
+        self.ListApiKeys = channel.unary_unary(
+                '/semantik.internal.v1.MetadataService/ListApiKeys',
+                request_serializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.ListApiKeysRequest.SerializeToString,
+                response_deserializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.ListApiKeysResponse.FromString,
+                _registered_method=True)
+        self.DeleteApiKey = channel.unary_unary(
+                '/semantik.internal.v1.MetadataService/DeleteApiKey',
+                request_serializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.DeleteApiKeyRequest.SerializeToString,
+                response_deserializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.DeleteApiKeyResponse.FromString,
+                _registered_method=True)
+        self.ResolvePrincipal = channel.unary_unary(
+                '/semantik.internal.v1.MetadataService/ResolvePrincipal',
+                request_serializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.ResolvePrincipalRequest.SerializeToString,
+                response_deserializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.ResolvePrincipalResponse.FromString,
+                _registered_method=True)
 
 
 class MetadataServiceServicer:
@@ -188,6 +263,118 @@ class MetadataServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateUser(self, request, context):
+        """Accounts, tokens, grants and keys: stored here, checked by the gateway.
+        Records a user; ALREADY_EXISTS if the id is taken; with `only_if_no_users`
+        FAILED_PRECONDITION when any user exists (atomic: two racing bootstraps
+        cannot both win).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetUser(self, request, context):
+        """Gets a user with the password hash; NOT_FOUND if absent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListUsers(self, request, context):
+        """Lists users by id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteUser(self, request, context):
+        """Deletes a user, their grants, keys and refresh tokens; NOT_FOUND if absent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetPassword(self, request, context):
+        """Replaces the password hash, bumps the token version and revokes every
+        refresh token of the user, in one transaction.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateRefreshToken(self, request, context):
+        """Stores a new refresh token (by hash).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RotateRefreshToken(self, request, context):
+        """Spends a refresh token and stores its successor, atomically; a token
+        spent before revokes its whole family.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeRefreshToken(self, request, context):
+        """Revokes a refresh token's whole family.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetGrant(self, request, context):
+        """Sets a user's role on a collection; NOT_FOUND if either is absent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListGrants(self, request, context):
+        """Lists a collection's grants by user id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteGrant(self, request, context):
+        """Removes a grant; NOT_FOUND if absent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateApiKey(self, request, context):
+        """Stores an API key (by hash); ALREADY_EXISTS if the id is taken.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListApiKeys(self, request, context):
+        """Lists a user's unrevoked keys by id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteApiKey(self, request, context):
+        """Revokes a user's key; NOT_FOUND if absent, revoked or another user's.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResolvePrincipal(self, request, context):
+        """Everything the gateway needs to authorise one call, in one round trip:
+        the user, their grants and, for a key, the key. NOT_FOUND if the user or
+        an unrevoked key is absent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MetadataServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -250,6 +437,81 @@ def add_MetadataServiceServicer_to_server(servicer, server):
                     servicer.HydrateChunks,
                     request_deserializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.HydrateChunksRequest.FromString,
                     response_serializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.HydrateChunksResponse.SerializeToString,
+            ),
+            'CreateUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateUser,
+                    request_deserializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.CreateUserRequest.FromString,
+                    response_serializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.CreateUserResponse.SerializeToString,
+            ),
+            'GetUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetUser,
+                    request_deserializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.GetUserRequest.FromString,
+                    response_serializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.GetUserResponse.SerializeToString,
+            ),
+            'ListUsers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListUsers,
+                    request_deserializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.ListUsersRequest.FromString,
+                    response_serializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.ListUsersResponse.SerializeToString,
+            ),
+            'DeleteUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteUser,
+                    request_deserializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.DeleteUserRequest.FromString,
+                    response_serializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.DeleteUserResponse.SerializeToString,
+            ),
+            'SetPassword': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetPassword,
+                    request_deserializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.SetPasswordRequest.FromString,
+                    response_serializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.SetPasswordResponse.SerializeToString,
+            ),
+            'CreateRefreshToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateRefreshToken,
+                    request_deserializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.CreateRefreshTokenRequest.FromString,
+                    response_serializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.CreateRefreshTokenResponse.SerializeToString,
+            ),
+            'RotateRefreshToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.RotateRefreshToken,
+                    request_deserializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.RotateRefreshTokenRequest.FromString,
+                    response_serializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.RotateRefreshTokenResponse.SerializeToString,
+            ),
+            'RevokeRefreshToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeRefreshToken,
+                    request_deserializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.RevokeRefreshTokenRequest.FromString,
+                    response_serializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.RevokeRefreshTokenResponse.SerializeToString,
+            ),
+            'SetGrant': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetGrant,
+                    request_deserializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.SetGrantRequest.FromString,
+                    response_serializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.SetGrantResponse.SerializeToString,
+            ),
+            'ListGrants': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListGrants,
+                    request_deserializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.ListGrantsRequest.FromString,
+                    response_serializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.ListGrantsResponse.SerializeToString,
+            ),
+            'DeleteGrant': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteGrant,
+                    request_deserializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.DeleteGrantRequest.FromString,
+                    response_serializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.DeleteGrantResponse.SerializeToString,
+            ),
+            'CreateApiKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateApiKey,
+                    request_deserializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.CreateApiKeyRequest.FromString,
+                    response_serializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.CreateApiKeyResponse.SerializeToString,
+            ),
+            'ListApiKeys': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListApiKeys,
+                    request_deserializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.ListApiKeysRequest.FromString,
+                    response_serializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.ListApiKeysResponse.SerializeToString,
+            ),
+            'DeleteApiKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteApiKey,
+                    request_deserializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.DeleteApiKeyRequest.FromString,
+                    response_serializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.DeleteApiKeyResponse.SerializeToString,
+            ),
+            'ResolvePrincipal': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResolvePrincipal,
+                    request_deserializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.ResolvePrincipalRequest.FromString,
+                    response_serializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.ResolvePrincipalResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -578,6 +840,411 @@ class MetadataService:
             '/semantik.internal.v1.MetadataService/HydrateChunks',
             semantik_dot_internal_dot_v1_dot_metadata__pb2.HydrateChunksRequest.SerializeToString,
             semantik_dot_internal_dot_v1_dot_metadata__pb2.HydrateChunksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/semantik.internal.v1.MetadataService/CreateUser',
+            semantik_dot_internal_dot_v1_dot_metadata__pb2.CreateUserRequest.SerializeToString,
+            semantik_dot_internal_dot_v1_dot_metadata__pb2.CreateUserResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/semantik.internal.v1.MetadataService/GetUser',
+            semantik_dot_internal_dot_v1_dot_metadata__pb2.GetUserRequest.SerializeToString,
+            semantik_dot_internal_dot_v1_dot_metadata__pb2.GetUserResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListUsers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/semantik.internal.v1.MetadataService/ListUsers',
+            semantik_dot_internal_dot_v1_dot_metadata__pb2.ListUsersRequest.SerializeToString,
+            semantik_dot_internal_dot_v1_dot_metadata__pb2.ListUsersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/semantik.internal.v1.MetadataService/DeleteUser',
+            semantik_dot_internal_dot_v1_dot_metadata__pb2.DeleteUserRequest.SerializeToString,
+            semantik_dot_internal_dot_v1_dot_metadata__pb2.DeleteUserResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetPassword(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/semantik.internal.v1.MetadataService/SetPassword',
+            semantik_dot_internal_dot_v1_dot_metadata__pb2.SetPasswordRequest.SerializeToString,
+            semantik_dot_internal_dot_v1_dot_metadata__pb2.SetPasswordResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateRefreshToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/semantik.internal.v1.MetadataService/CreateRefreshToken',
+            semantik_dot_internal_dot_v1_dot_metadata__pb2.CreateRefreshTokenRequest.SerializeToString,
+            semantik_dot_internal_dot_v1_dot_metadata__pb2.CreateRefreshTokenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RotateRefreshToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/semantik.internal.v1.MetadataService/RotateRefreshToken',
+            semantik_dot_internal_dot_v1_dot_metadata__pb2.RotateRefreshTokenRequest.SerializeToString,
+            semantik_dot_internal_dot_v1_dot_metadata__pb2.RotateRefreshTokenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeRefreshToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/semantik.internal.v1.MetadataService/RevokeRefreshToken',
+            semantik_dot_internal_dot_v1_dot_metadata__pb2.RevokeRefreshTokenRequest.SerializeToString,
+            semantik_dot_internal_dot_v1_dot_metadata__pb2.RevokeRefreshTokenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetGrant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/semantik.internal.v1.MetadataService/SetGrant',
+            semantik_dot_internal_dot_v1_dot_metadata__pb2.SetGrantRequest.SerializeToString,
+            semantik_dot_internal_dot_v1_dot_metadata__pb2.SetGrantResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListGrants(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/semantik.internal.v1.MetadataService/ListGrants',
+            semantik_dot_internal_dot_v1_dot_metadata__pb2.ListGrantsRequest.SerializeToString,
+            semantik_dot_internal_dot_v1_dot_metadata__pb2.ListGrantsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteGrant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/semantik.internal.v1.MetadataService/DeleteGrant',
+            semantik_dot_internal_dot_v1_dot_metadata__pb2.DeleteGrantRequest.SerializeToString,
+            semantik_dot_internal_dot_v1_dot_metadata__pb2.DeleteGrantResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateApiKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/semantik.internal.v1.MetadataService/CreateApiKey',
+            semantik_dot_internal_dot_v1_dot_metadata__pb2.CreateApiKeyRequest.SerializeToString,
+            semantik_dot_internal_dot_v1_dot_metadata__pb2.CreateApiKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListApiKeys(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/semantik.internal.v1.MetadataService/ListApiKeys',
+            semantik_dot_internal_dot_v1_dot_metadata__pb2.ListApiKeysRequest.SerializeToString,
+            semantik_dot_internal_dot_v1_dot_metadata__pb2.ListApiKeysResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteApiKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/semantik.internal.v1.MetadataService/DeleteApiKey',
+            semantik_dot_internal_dot_v1_dot_metadata__pb2.DeleteApiKeyRequest.SerializeToString,
+            semantik_dot_internal_dot_v1_dot_metadata__pb2.DeleteApiKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResolvePrincipal(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/semantik.internal.v1.MetadataService/ResolvePrincipal',
+            semantik_dot_internal_dot_v1_dot_metadata__pb2.ResolvePrincipalRequest.SerializeToString,
+            semantik_dot_internal_dot_v1_dot_metadata__pb2.ResolvePrincipalResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,29 @@
+"""A gRPC channel that sends a credential with every call, for any client of the public API."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+
+
+class BearerAuth(grpc.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+    """Adds `authorization: Bearer <credential>` (access token or API key) to every call."""
+
+    def __init__(self, credential: str) -> None:
+        self._metadata = (("authorization", f"Bearer {credential}"),)
+
+    def intercept_unary_unary(
+        self, continuation: Callable[[Any, Any], Any], details: Any, request: Any
+    ) -> Any:
+        metadata = tuple(details.metadata or ()) + self._metadata
+        return continuation(details._replace(metadata=metadata), request)
+
+
+def public_channel(target: str, credential: str = "") -> grpc.Channel:
+    """A plaintext channel to the gateway or Envoy; calls carry `credential` when given."""
+    channel = grpc.insecure_channel(target)
+    if credential:
+        return grpc.intercept_channel(channel, BearerAuth(credential))
+    return channel

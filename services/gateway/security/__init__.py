@@ -1,0 +1,1 @@
+"""Authentication and authorisation of the public API (one interceptor, one policy table)."""

@@ -1,0 +1,239 @@
+"""The one interceptor that authenticates and authorises every public RPC.
+
+It reads the caller's credential from the metadata (`authorization: Bearer
+<access token or API key>` or `x-api-key: <key>`; Envoy passes HTTP headers
+on as metadata, so the JSON API is the same), resolves the principal with one
+metadata call, applies the RPC's rule from `policy.POLICY`, and runs the
+handler with the principal in a context variable. Health and reflection
+(other packages) pass untouched.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import grpc
+
+from semantik.internal.v1 import metadata_pb2, metadata_pb2_grpc
+from servicekit.channels import remaining
+from servicekit.errors import (
+    FieldViolations,
+    not_found,
+    permission_denied,
+    unauthenticated,
+)
+from servicekit.grpc_types import ServicerContext
+from services.gateway.security import credentials, principal
+from services.gateway.security.credentials import AccessTokens, InvalidCredential
+from services.gateway.security.policy import POLICY, PUBLIC_PACKAGE_PREFIX, Access, Rule
+from services.gateway.security.principal import (
+    VERB_PERMISSIONS,
+    KeyScope,
+    Permission,
+    Principal,
+)
+
+Metadata = Sequence[tuple[str, str | bytes]]
+
+CREDENTIALS_REQUIRED = (
+    "credentials required: send 'authorization: Bearer <access token or API key>' "
+    "or 'x-api-key: <API key>'"
+)
+
+
+def _collection_id(name: str) -> str:
+    return name.split("/", 1)[1] if name.startswith("collections/") else ""
+
+
+class Authenticator:
+    """Turns a call's metadata into a Principal, and checks a rule."""
+
+    def __init__(
+        self,
+        metadata: metadata_pb2_grpc.MetadataServiceStub,
+        access_tokens: AccessTokens,
+        timeout_s: float,
+    ) -> None:
+        self._metadata = metadata
+        self._tokens = access_tokens
+        self._timeout_s = timeout_s
+
+    @staticmethod
+    def _credential(metadata: Metadata) -> tuple[str, str] | None:
+        """('key' | 'bearer', value) or None when the call carries none."""
+        headers: dict[str, str] = {}
+        for key, value in metadata:
+            if isinstance(value, str):
+                headers[key.lower()] = value
+        api_key = headers.get("x-api-key", "").strip()
+        authorization = headers.get("authorization", "").strip()
+        if api_key and authorization:
+            raise unauthenticated("send one credential: 'authorization' or 'x-api-key', not both")
+        if api_key:
+            return "key", api_key
+        if not authorization:
+            return None
+        scheme, _, value = authorization.partition(" ")
+        value = value.strip()
+        if scheme.lower() != "bearer" or not value:
+            raise unauthenticated("authorization must be 'Bearer <access token or API key>'")
+        if credentials.looks_like_api_key(value):
+            return "key", value
+        return "bearer", value
+
+    async def _resolve(
+        self, request: metadata_pb2.ResolvePrincipalRequest, context: ServicerContext, what: str
+    ) -> metadata_pb2.ResolvePrincipalResponse:
+        try:
+            return await self._metadata.ResolvePrincipal(
+                request, timeout=remaining(context, self._timeout_s)
+            )
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                raise unauthenticated(what, "CREDENTIAL_REVOKED") from exc
+            raise
+
+    async def principal(self, metadata: Metadata, context: ServicerContext) -> Principal | None:
+        found = self._credential(metadata)
+        if found is None:
+            return None
+        kind, value = found
+        try:
+            if kind == "bearer":
+                return await self._from_access_token(value, context)
+            return await self._from_api_key(value, context)
+        except InvalidCredential as exc:
+            raise unauthenticated(str(exc), "INVALID_CREDENTIAL") from exc
+
+    async def _from_access_token(self, token: str, context: ServicerContext) -> Principal:
+        claims = self._tokens.verify(token)
+        resolved = await self._resolve(
+            metadata_pb2.ResolvePrincipalRequest(
+                user_id=claims.user_id, session_id=claims.session_id
+            ),
+            context,
+            "the token's user no longer exists",
+        )
+        if resolved.user.token_version != claims.token_version or resolved.session_revoked:
+            raise unauthenticated("access token revoked; sign in again", "CREDENTIAL_REVOKED")
+        return Principal(
+            user_id=claims.user_id, role=resolved.user.user.role, grants=dict(resolved.grants)
+        )
+
+    async def _from_api_key(self, key: str, context: ServicerContext) -> Principal:
+        key_id = credentials.api_key_id(key)
+        resolved = await self._resolve(
+            metadata_pb2.ResolvePrincipalRequest(api_key_id=key_id),
+            context,
+            "unknown or revoked API key",
+        )
+        record = resolved.api_key
+        if not credentials.same_hash(credentials.sha256(key), record.secret_hash):
+            raise unauthenticated("unknown or revoked API key", "INVALID_CREDENTIAL")
+        if record.api_key.HasField("expire_time") and record.api_key.expire_time.seconds <= int(
+            time.time()
+        ):
+            raise unauthenticated("API key expired", "CREDENTIAL_EXPIRED")
+        scope = KeyScope(
+            key_id=key_id,
+            collection_ids=frozenset(_collection_id(name) for name in record.api_key.collections),
+            permissions=frozenset(VERB_PERMISSIONS[v] for v in record.api_key.verbs),
+        )
+        return Principal(
+            user_id=resolved.user.user.name.split("/", 1)[-1],
+            role=resolved.user.user.role,
+            grants=dict(resolved.grants),
+            key=scope,
+        )
+
+    async def authorize(
+        self, rule: Rule, method: str, request: Any, metadata: Metadata, context: ServicerContext
+    ) -> Principal | None:
+        if rule.access is Access.PUBLIC:
+            return None
+        # Malformed resource names are the caller's error whoever calls.
+        collection_id = ""
+        if rule.target is not None:
+            violations = FieldViolations()
+            collection_id = rule.target.collection_id(
+                rule.field_value(request), rule.target.field, violations
+            )
+            violations.raise_if_any()
+        caller = await self.principal(metadata, context)
+        if caller is None:
+            raise unauthenticated(CREDENTIALS_REQUIRED)
+        rpc = method.rsplit("/", 1)[-1]
+        if rule.access in (Access.USER, Access.ADMIN) and caller.key is not None:
+            raise permission_denied(f"API keys cannot call {rpc}; sign in as a user")
+        if rule.access is Access.ADMIN and not caller.is_admin:
+            raise permission_denied(f"{rpc} needs the admin role")
+        if rule.access is Access.CREATE_COLLECTION and not caller.can_create(collection_id):
+            raise permission_denied(
+                f"{rpc}: creating collections needs the admin or editor role"
+                + (" and a key with WRITE on that collection" if caller.key else "")
+            )
+        if rule.access is Access.OPERATION:
+            assert rule.target is not None
+            name = rule.field_value(request)
+            operation = await self._metadata.GetOperation(
+                metadata_pb2.GetOperationRequest(name=name),
+                timeout=remaining(context, self._timeout_s),
+            )
+            if not caller.can(Permission.READ, _collection_id(operation.operation.collection)):
+                raise not_found(rule.target.resource_type, name)
+        if rule.access is Access.COLLECTION:
+            assert rule.target is not None and rule.permission is not None
+            if not caller.can(Permission.READ, collection_id):
+                raise not_found(rule.target.resource_type, rule.field_value(request))
+            if not caller.can(rule.permission, collection_id):
+                raise permission_denied(
+                    f"{rpc} needs {rule.permission.name} on collections/{collection_id}"
+                )
+        return caller
+
+
+class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    def __init__(self, authenticator: Authenticator) -> None:
+        self._auth = authenticator
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        method: str = details.method
+        if handler is None or not method.startswith(PUBLIC_PACKAGE_PREFIX):
+            return handler
+        rule = POLICY.get(method)
+        inner = handler.unary_unary
+        metadata: Metadata = tuple(details.invocation_metadata or ())
+
+        async def unary(request: Any, context: ServicerContext) -> Any:
+            if rule is None or inner is None:
+                raise permission_denied(f"{method} has no access policy")
+            caller = await self._auth.authorize(rule, method, request, metadata, context)
+            token = principal.set_current(caller)
+            try:
+                return await inner(request, context)
+            finally:
+                principal.reset_current(token)
+
+        if inner is None:
+            # Every public RPC is unary; anything else is refused (no policy can cover it).
+            async def refuse(request: Any, context: ServicerContext) -> Any:
+                raise permission_denied(f"{method} has no access policy")
+                yield  # pragma: no cover
+
+            return grpc.unary_stream_rpc_method_handler(
+                refuse,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return grpc.unary_unary_rpc_method_handler(
+            unary,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )

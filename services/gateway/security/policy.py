@@ -1,0 +1,161 @@
+"""The policy table: one rule for every public RPC, read by the one interceptor.
+
+An RPC of `semantik.v1` without a rule is refused (fail closed), and the
+test suite generates its authorisation matrix from this table, so a new RPC
+cannot ship without a decision here.
+
+Denials never reveal what a caller may not read: a collection (or a document,
+grant or operation in one) that the caller cannot read is answered exactly
+as if it did not exist (NOT_FOUND); PERMISSION_DENIED is only for what the
+caller can already see.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from servicekit.errors import FieldViolations
+from services.gateway import validation
+from services.gateway.security.principal import Permission
+
+COLLECTION = "semantik.io/Collection"
+DOCUMENT = "semantik.io/Document"
+GRANT = "semantik.io/Grant"
+OPERATION = "semantik.io/Operation"
+
+_GRANT_NAME = re.compile(r"^collections/([a-z][a-z0-9-]{0,62})/grants/([a-z][a-z0-9-]{0,62})$")
+
+
+class Access(enum.Enum):
+    # Anyone; credentials are not read (sign-in itself).
+    PUBLIC = "public"
+    # A signed-in user (an access token); API keys are refused.
+    USER = "user"
+    # A signed-in global admin.
+    ADMIN = "admin"
+    # Global role admin or editor; a key needs WRITE on the new collection's id.
+    CREATE_COLLECTION = "create_collection"
+    # `permission` on the collection the request names.
+    COLLECTION = "collection"
+    # Any caller; the handler lists only collections the caller may read.
+    LISTING = "listing"
+    # `permission` on the collection of the operation the request names
+    # (found by reading the operation).
+    OPERATION = "operation"
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a request names its collection."""
+
+    field: str
+    resource_type: str
+    collection_id: Callable[[str, str, FieldViolations], str]
+
+
+def _collection(value: str, field: str, violations: FieldViolations) -> str:
+    return validation.collection_id_of(value, field, violations)
+
+
+def _document(value: str, field: str, violations: FieldViolations) -> str:
+    validation.check_document_name(value, field, violations)
+    return "" if violations else value.split("/")[1]
+
+
+def _grant(value: str, field: str, violations: FieldViolations) -> str:
+    match = _GRANT_NAME.match(value)
+    if match is None:
+        violations.add(
+            field,
+            f"{value!r} is not a grant name (collections/{{collection}}/grants/{{user}})"
+            if value
+            else "required, as collections/{collection}/grants/{user}",
+        )
+        return ""
+    return match.group(1)
+
+
+def _new_collection(value: str, field: str, violations: FieldViolations) -> str:
+    if validation.COLLECTION_ID.match(value) is None:
+        violations.add(
+            field,
+            "required: 1-63 characters, lower-case letters, digits and hyphens, "
+            "starting with a letter",
+        )
+        return ""
+    return value
+
+
+def _operation(value: str, field: str, violations: FieldViolations) -> str:
+    validation.check_operation_name(value, field, violations)
+    return value
+
+
+@dataclass(frozen=True)
+class Rule:
+    access: Access
+    permission: Permission | None = None
+    target: Target | None = None
+
+    def field_value(self, request: Any) -> str:
+        assert self.target is not None
+        return str(getattr(request, self.target.field))
+
+
+def _on(permission: Permission, field: str, resource_type: str = COLLECTION) -> Rule:
+    extract = {COLLECTION: _collection, DOCUMENT: _document, GRANT: _grant}[resource_type]
+    return Rule(Access.COLLECTION, permission, Target(field, resource_type, extract))
+
+
+READ, WRITE, MANAGE = Permission.READ, Permission.WRITE, Permission.MANAGE
+PUBLIC = Rule(Access.PUBLIC)
+USER = Rule(Access.USER)
+ADMIN = Rule(Access.ADMIN)
+LISTING = Rule(Access.LISTING)
+
+POLICY: Mapping[str, Rule] = {
+    # AuthService (auth.proto)
+    "/semantik.v1.AuthService/BootstrapAdmin": PUBLIC,
+    "/semantik.v1.AuthService/Login": PUBLIC,
+    "/semantik.v1.AuthService/RefreshToken": PUBLIC,
+    "/semantik.v1.AuthService/Logout": USER,
+    "/semantik.v1.AuthService/ChangePassword": USER,
+    "/semantik.v1.AuthService/GetCurrentUser": USER,
+    # UserService (user.proto)
+    "/semantik.v1.UserService/CreateUser": ADMIN,
+    "/semantik.v1.UserService/GetUser": ADMIN,
+    "/semantik.v1.UserService/ListUsers": ADMIN,
+    "/semantik.v1.UserService/DeleteUser": ADMIN,
+    # ApiKeyService (api_key.proto): a user's own keys
+    "/semantik.v1.ApiKeyService/CreateApiKey": USER,
+    "/semantik.v1.ApiKeyService/ListApiKeys": USER,
+    "/semantik.v1.ApiKeyService/DeleteApiKey": USER,
+    # GrantService (grant.proto)
+    "/semantik.v1.GrantService/SetGrant": _on(MANAGE, "parent"),
+    "/semantik.v1.GrantService/ListGrants": _on(MANAGE, "parent"),
+    "/semantik.v1.GrantService/DeleteGrant": _on(MANAGE, "name", GRANT),
+    # CollectionService (collection.proto)
+    "/semantik.v1.CollectionService/CreateCollection": Rule(
+        Access.CREATE_COLLECTION, WRITE, Target("collection_id", COLLECTION, _new_collection)
+    ),
+    "/semantik.v1.CollectionService/GetCollection": _on(READ, "name"),
+    "/semantik.v1.CollectionService/ListCollections": LISTING,
+    "/semantik.v1.CollectionService/DeleteCollection": _on(MANAGE, "name"),
+    # DocumentService (document.proto)
+    "/semantik.v1.DocumentService/ImportDocuments": _on(WRITE, "parent"),
+    "/semantik.v1.DocumentService/GetDocument": _on(READ, "name", DOCUMENT),
+    "/semantik.v1.DocumentService/ListDocuments": _on(READ, "parent"),
+    # OperationService (operation.proto)
+    "/semantik.v1.OperationService/GetOperation": Rule(
+        Access.OPERATION, READ, Target("name", OPERATION, _operation)
+    ),
+    "/semantik.v1.OperationService/ListOperations": LISTING,
+    # SearchService (search.proto)
+    "/semantik.v1.SearchService/Search": _on(READ, "collection"),
+}
+
+PUBLIC_PACKAGE_PREFIX = "/semantik.v1."
