@@ -17,7 +17,7 @@ proto-check:    ## fail if gen/ is stale
 	scripts/proto.sh --check
 
 proto-breaking: ## buf breaking against main
-	.venv/bin/buf breaking --against '.git#branch=main'
+	scripts/proto-breaking.sh main
 
 lint:
 	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy

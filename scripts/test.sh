@@ -10,6 +10,6 @@ echo "== ruff"; .venv/bin/ruff check . && .venv/bin/ruff format --check .
 echo "== mypy"; .venv/bin/mypy
 echo "== buf"; scripts/proto.sh --check
 if git rev-parse --verify -q main > /dev/null && [[ "$(git rev-parse HEAD)" != "$(git rev-parse main)" ]]; then
-  .venv/bin/buf breaking --against '.git#branch=main'
+  scripts/proto-breaking.sh main
 fi
 echo "== pytest"; .venv/bin/pytest "$@"
