@@ -429,23 +429,13 @@ class MetadataHandler:
         # AIP-158: a token continues only the listing it came from, same filters.
         listing = f"{collection_id}|{filters!r}"
         size = pagination.page_size(request.page_size)
-        position = pagination.decode_token(request.page_token, "documents")
-        after = None
-        if position is not None:
-            after = position.get("after")
-            if position.get("listing") != listing or not isinstance(after, str):
-                raise pagination.bad_token()
+        after = pagination.after_key(request.page_token, "documents", listing)
         rows = await self._store.list_documents(
             collection_id, after, size + 1, self._timeout(context), filters
         )
         if rows is None:
             raise not_found(COLLECTION, request.parent)
-        page = rows[:size]
-        token = ""
-        if len(rows) > size:
-            token = pagination.encode_token(
-                "documents", listing=listing, after=page[-1]["source_path"]
-            )
+        page, token = pagination.next_page(rows, size, "documents", listing, "source_path")
         return metadata_pb2.ListDocumentsResponse(
             documents=[document_message(row) for row in page], next_page_token=token
         )
@@ -656,21 +646,11 @@ class MetadataHandler:
     ) -> metadata_pb2.ListGrantsResponse:
         collection_id = resources.collection_id_of("collection_id", request.collection_id)
         size = pagination.page_size(request.page_size)
-        position = pagination.decode_token(request.page_token, "grants")
-        after = None
-        if position is not None:
-            after = position.get("after")
-            if position.get("listing") != collection_id or not isinstance(after, str):
-                raise pagination.bad_token()
+        after = pagination.after_key(request.page_token, "grants", collection_id)
         rows = await self._store.list_grants(collection_id, after, size + 1, self._timeout(context))
         if rows is None:
             raise not_found(COLLECTION, resources.collection_name(collection_id))
-        page = rows[:size]
-        token = ""
-        if len(rows) > size:
-            token = pagination.encode_token(
-                "grants", listing=collection_id, after=page[-1]["user_id"]
-            )
+        page, token = pagination.next_page(rows, size, "grants", collection_id, "user_id")
         return metadata_pb2.ListGrantsResponse(
             grants=[resources.grant_message(row) for row in page], next_page_token=token
         )
@@ -766,19 +746,11 @@ class MetadataHandler:
     ) -> metadata_pb2.ListApiKeysResponse:
         user_id = resources.user_id_of("user_id", request.user_id)
         size = pagination.page_size(request.page_size)
-        position = pagination.decode_token(request.page_token, "api_keys")
-        after = None
-        if position is not None:
-            after = position.get("after")
-            if position.get("listing") != user_id or not isinstance(after, str):
-                raise pagination.bad_token()
+        after = pagination.after_key(request.page_token, "api_keys", user_id)
         rows = await self._store.list_api_keys(user_id, after, size + 1, self._timeout(context))
         if rows is None:
             raise not_found(USER, resources.user_name(user_id))
-        page = rows[:size]
-        token = ""
-        if len(rows) > size:
-            token = pagination.encode_token("api_keys", listing=user_id, after=page[-1]["id"])
+        page, token = pagination.next_page(rows, size, "api_keys", user_id, "id")
         return metadata_pb2.ListApiKeysResponse(
             api_keys=[resources.api_key_message(row) for row in page], next_page_token=token
         )

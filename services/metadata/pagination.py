@@ -10,7 +10,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeVar
 
 from servicekit.errors import invalid_argument
 
@@ -47,3 +48,28 @@ def decode_token(token: str, kind: str, field: str = "page_token") -> dict[str, 
 
 def bad_token(field: str = "page_token") -> Exception:
     return invalid_argument({field: "is not a token from a previous page of this listing"})
+
+
+def after_key(token: str, kind: str, listing: str) -> str | None:
+    """The last sort key of the previous page of `listing`; None on the first page."""
+    position = decode_token(token, kind)
+    if position is None:
+        return None
+    after = position.get("after")
+    if position.get("listing") != listing or not isinstance(after, str):
+        raise bad_token()
+    return after
+
+
+R = TypeVar("R", bound=Mapping[str, Any])
+
+
+def next_page(
+    rows: Sequence[R], size: int, kind: str, listing: str, key: str
+) -> tuple[Sequence[R], str]:
+    """The page (rows were fetched with limit size + 1) and the token after it."""
+    page = rows[:size]
+    token = ""
+    if len(rows) > size:
+        token = encode_token(kind, listing=listing, after=page[-1][key])
+    return page, token

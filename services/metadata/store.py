@@ -412,7 +412,7 @@ class MetadataStore:
         while True:
             await asyncio.sleep(every_s)
             if self._pool is not None:
-                self._pool.expire_connections()
+                await self._pool.expire_connections()
                 self.recycles += 1
 
     async def _acquire(self, pool: Any, deadline: Deadline) -> Any:
@@ -431,7 +431,7 @@ class MetadataStore:
             # them all and take a fresh one.
             with contextlib.suppress(Exception):
                 await pool.release(connection)
-            pool.expire_connections()
+            await pool.expire_connections()
         acquire_s = min(deadline.left(), self._config.pool_timeout_s)
         return await pool.acquire(timeout=acquire_s)
 
@@ -467,7 +467,7 @@ class MetadataStore:
             if self._pool is not None:
                 # Connections made before an outage are dead; drop them all so
                 # the next acquire connects afresh.
-                self._pool.expire_connections()
+                await self._pool.expire_connections()
             raise unavailable(f"PostgreSQL unavailable: {type(exc).__name__}") from exc
 
     # Collections ---------------------------------------------------------------
@@ -1067,23 +1067,36 @@ class MetadataStore:
         self, collection_id: str, after_user: str | None, limit: int, timeout_s: float
     ) -> list[Row] | None:
         """A page of the collection's grants by user id; None when it is absent."""
+        return await self._page_under(
+            "SELECT * FROM collection_grants WHERE collection_id = $1"
+            " AND ($2::text IS NULL OR user_id > $2) ORDER BY user_id LIMIT $3",
+            "SELECT EXISTS (SELECT 1 FROM collections WHERE id = $1)",
+            collection_id,
+            after=after_user,
+            limit=limit,
+            timeout_s=timeout_s,
+        )
+
+    async def _page_under(
+        self,
+        page_sql: str,
+        parent_exists_sql: str,
+        parent_id: str,
+        *,
+        after: str | None,
+        limit: int,
+        timeout_s: float,
+    ) -> list[Row] | None:
+        """A page of a parent's rows ($1 parent, $2 last key or NULL, $3 limit);
+        None when the parent is absent (checked only for an empty page)."""
         async with self._connection(timeout_s) as (connection, deadline):
             rows: list[Row] = await connection.fetch(
-                "SELECT * FROM collection_grants WHERE collection_id = $1"
-                " AND ($2::text IS NULL OR user_id > $2) ORDER BY user_id LIMIT $3",
-                collection_id,
-                after_user,
-                limit,
-                timeout=deadline.left(),
+                page_sql, parent_id, after, limit, timeout=deadline.left()
             )
-            if not rows:
-                exists = await connection.fetchval(
-                    "SELECT EXISTS (SELECT 1 FROM collections WHERE id = $1)",
-                    collection_id,
-                    timeout=deadline.left(),
-                )
-                if not exists:
-                    return None
+            if not rows and not await connection.fetchval(
+                parent_exists_sql, parent_id, timeout=deadline.left()
+            ):
+                return None
             return rows
 
     async def delete_grant(self, collection_id: str, user_id: str, timeout_s: float) -> bool:
@@ -1129,24 +1142,15 @@ class MetadataStore:
         self, user_id: str, after_id: str | None, limit: int, timeout_s: float
     ) -> list[Row] | None:
         """A page of the user's unrevoked keys by id; None when the user is absent."""
-        async with self._connection(timeout_s) as (connection, deadline):
-            rows: list[Row] = await connection.fetch(
-                "SELECT * FROM api_keys WHERE user_id = $1 AND revoke_time IS NULL"
-                " AND ($2::text IS NULL OR id > $2) ORDER BY id LIMIT $3",
-                user_id,
-                after_id,
-                limit,
-                timeout=deadline.left(),
-            )
-            if not rows:
-                exists = await connection.fetchval(
-                    "SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)",
-                    user_id,
-                    timeout=deadline.left(),
-                )
-                if not exists:
-                    return None
-            return rows
+        return await self._page_under(
+            "SELECT * FROM api_keys WHERE user_id = $1 AND revoke_time IS NULL"
+            " AND ($2::text IS NULL OR id > $2) ORDER BY id LIMIT $3",
+            "SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)",
+            user_id,
+            after=after_id,
+            limit=limit,
+            timeout_s=timeout_s,
+        )
 
     async def delete_api_key(self, user_id: str, key_id: str, timeout_s: float) -> bool:
         """Revokes the user's key; False when absent, revoked or another user's."""
