@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from bench.metrics import ndcg_at
+
+__all__ = ["DATASETS", "Collection", "documents", "load", "ndcg_at"]
 
 DATASETS = Path(
     os.environ.get("SEMANTIK_DATASETS", Path(__file__).resolve().parents[2] / "shared" / "datasets")
@@ -45,9 +48,9 @@ def load(name: str) -> Collection:
     return Collection(corpus=corpus, queries=queries, qrels=qrels)
 
 
-def ndcg_at(ranked: list[str], judged: dict[str, int], k: int = 10) -> float:
-    """nDCG@k as trec_eval computes it: gain = grade, log2(rank + 1) discount."""
-    dcg = sum(judged.get(doc, 0) / math.log2(rank + 2) for rank, doc in enumerate(ranked[:k]))
-    ideal = sorted(judged.values(), reverse=True)[:k]
-    idcg = sum(grade / math.log2(rank + 2) for rank, grade in enumerate(ideal))
-    return dcg / idcg if idcg > 0 else 0.0
+def documents(name: str) -> dict[str, tuple[str, str]]:
+    """Doc id -> (title, text), `\r` stripped, in corpus order (empty documents included)."""
+    return {
+        row["_id"]: (row.get("title", ""), row.get("text", ""))
+        for row in _jsonl(DATASETS / name / "corpus.jsonl")
+    }

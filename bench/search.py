@@ -3,7 +3,8 @@
 Starts the whole mesh on free ports (embedded stores, CPU model), indexes
 `../shared/datasets/cranfield` through the public API, then runs every judged
 query one at a time through Envoy JSON and through gRPC straight to the
-gateway. Prints a table and writes bench/results/search.json.
+gateway, in hybrid mode (the default) and in dense mode. Prints a table and
+writes bench/results/search.json.
 """
 
 from __future__ import annotations
@@ -79,8 +80,13 @@ def _index(channel: grpc.Channel, folder: Path) -> tuple[int, float]:
     return int(operation.progress.chunks_done), elapsed
 
 
-def _json_search(connection: http.client.HTTPConnection, token: str, query: str) -> list[str]:
-    body = json.dumps({"query": query, "topK": TOP_K})
+MODES = {"hybrid": "SEARCH_MODE_HYBRID", "dense": "SEARCH_MODE_DENSE"}
+
+
+def _json_search(
+    connection: http.client.HTTPConnection, token: str, query: str, mode: str
+) -> list[str]:
+    body = json.dumps({"query": query, "topK": TOP_K, "mode": MODES[mode]})
     connection.request(
         "POST",
         "/v1/collections/cranfield:search",
@@ -94,9 +100,14 @@ def _json_search(connection: http.client.HTTPConnection, token: str, query: str)
     return [Path(result["sourcePath"]).stem for result in payload.get("results", [])]
 
 
-def _grpc_search(stub: Any, query: str) -> list[str]:
+def _grpc_search(stub: Any, query: str, mode: str) -> list[str]:
     response = stub.Search(
-        search_pb2.SearchRequest(collection="collections/cranfield", query=query, top_k=TOP_K),
+        search_pb2.SearchRequest(
+            collection="collections/cranfield",
+            query=query,
+            top_k=TOP_K,
+            mode=MODES[mode],
+        ),
         timeout=30,
     )
     return [Path(result.source_path).stem for result in response.results]
@@ -124,21 +135,30 @@ def main() -> None:
             stub = search_pb2_grpc.SearchServiceStub(channel)
             connection = http.client.HTTPConnection("127.0.0.1", mesh.ports.envoy, timeout=30)
             queries = list(data.queries.items())
-            for _, text in queries[:WARMUP_QUERIES]:
-                _json_search(connection, token, text)
-                _grpc_search(stub, text)
-
-            json_ms: list[float] = []
-            grpc_ms: list[float] = []
-            ndcg: list[float] = []
-            for query_id, text in queries:
-                started = time.perf_counter()
-                ranked = _json_search(connection, token, text)
-                json_ms.append((time.perf_counter() - started) * 1000)
-                started = time.perf_counter()
-                _grpc_search(stub, text)
-                grpc_ms.append((time.perf_counter() - started) * 1000)
-                ndcg.append(ndcg_at(_unique(ranked), data.qrels[query_id], 10))
+            per_mode = {}
+            for mode in MODES:
+                for _, text in queries[:WARMUP_QUERIES]:
+                    _json_search(connection, token, text, mode)
+                    _grpc_search(stub, text, mode)
+                json_ms: list[float] = []
+                grpc_ms: list[float] = []
+                ndcg: list[float] = []
+                for query_id, text in queries:
+                    started = time.perf_counter()
+                    ranked = _json_search(connection, token, text, mode)
+                    json_ms.append((time.perf_counter() - started) * 1000)
+                    started = time.perf_counter()
+                    _grpc_search(stub, text, mode)
+                    grpc_ms.append((time.perf_counter() - started) * 1000)
+                    ndcg.append(ndcg_at(_unique(ranked), data.qrels[query_id], 10))
+                per_mode[mode] = {
+                    "json_search_ms": _percentiles(json_ms),
+                    "grpc_search_ms": _percentiles(grpc_ms),
+                    "json_overhead_p50_pct": round(
+                        100 * (statistics.median(json_ms) / statistics.median(grpc_ms) - 1), 1
+                    ),
+                    "ndcg_at_10": round(statistics.fmean(ndcg), 4),
+                }
             connection.close()
             channel.close()
         finally:
@@ -149,29 +169,27 @@ def main() -> None:
         "documents": len(data.corpus),
         "queries": len(queries),
         "top_k": TOP_K,
-        "json_search_ms": _percentiles(json_ms),
-        "grpc_search_ms": _percentiles(grpc_ms),
-        "json_overhead_p50_pct": round(
-            100 * (statistics.median(json_ms) / statistics.median(grpc_ms) - 1), 1
-        ),
+        "modes": per_mode,
         "index_chunks": chunks,
         "index_seconds": round(index_s, 2),
         "index_chunks_per_s": round(chunks / index_s, 2),
-        "ndcg_at_10": round(statistics.fmean(ndcg), 4),
         "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version()},
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    print(f"{'path':<18}{'p50 ms':>10}{'p95 ms':>10}{'p99 ms':>10}")
-    for label, key in (("JSON via Envoy", "json_search_ms"), ("gRPC to gateway", "grpc_search_ms")):
-        row = results[key]
-        assert isinstance(row, dict)
-        print(f"{label:<18}{row['p50']:>10.2f}{row['p95']:>10.2f}{row['p99']:>10.2f}")
-    print(f"JSON overhead at p50: {results['json_overhead_p50_pct']}%")
-    print(
-        f"indexed {chunks} chunks in {index_s:.1f}s "
-        f"({results['index_chunks_per_s']} chunks/s); nDCG@10 {results['ndcg_at_10']}"
-    )
+    print(f"{'mode':<8}{'path':<18}{'p50 ms':>10}{'p95 ms':>10}{'p99 ms':>10}{'nDCG@10':>10}")
+    for mode, row in per_mode.items():
+        for label, key in (
+            ("JSON via Envoy", "json_search_ms"),
+            ("gRPC to gateway", "grpc_search_ms"),
+        ):
+            ms = row[key]
+            assert isinstance(ms, dict)
+            print(
+                f"{mode:<8}{label:<18}{ms['p50']:>10.2f}{ms['p95']:>10.2f}{ms['p99']:>10.2f}"
+                f"{row['ndcg_at_10']:>10.4f}"
+            )
+    print(f"indexed {chunks} chunks in {index_s:.1f}s ({results['index_chunks_per_s']} chunks/s)")
     print(f"written to {RESULTS}")
 
 

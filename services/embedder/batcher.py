@@ -1,4 +1,4 @@
-"""Dynamic batching of embedding requests onto the one model.
+"""Dynamic batching of embedding and rerank requests onto the models.
 
 Requests enter one asyncio queue. A single worker task takes everything
 queued, forms batches under a token budget (padded tokens: texts x longest
@@ -7,9 +7,13 @@ each forward pass in a dedicated thread so the event loop keeps serving. No
 timer holds a batch open: a lone query is embedded as soon as the worker is
 free, because search latency matters more than a slightly fuller batch.
 
-Queries go ahead of documents: documents are planned in windows and the
-worker looks for queries between any two forward passes, so a query waits for
-at most the one document batch already running.
+Work comes in three lanes, served in this order: query embeddings, rerank
+pairs, document embeddings. Each lane is planned in windows and the worker
+looks at the lanes again between any two forward passes, so a query waits for
+at most the one batch already running, and a search's rerank does not wait
+behind an indexing backlog. A lane holds one kind of work (embedding texts
+or reranker pairs), so every batch runs on one model; a rerank pair counts
+as one text in the queue bound and its whole pair's tokens in the budget.
 
 A forward pass that runs out of accelerator memory is split in halves and
 retried, down to single texts; the batcher then plans smaller batches (half
@@ -21,19 +25,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import grpc
 import numpy as np
 import torch
 
-from servicekit.errors import ServiceError, resource_exhausted
-from services.embedder.model import EmbeddingModel, Embeddings, Encoded, Vectors
+from servicekit.errors import ServiceError, failed_precondition, resource_exhausted
+from services.embedder.model import EmbeddingModel, Embeddings, Encoded
+from services.embedder.reranker import Reranked, Reranker
 
 log = logging.getLogger(__name__)
 
@@ -57,12 +64,35 @@ def _release_cached_memory() -> None:
         torch.cuda.empty_cache()
 
 
+T = TypeVar("T")
+
+
+class Work(enum.Enum):
+    """What a forward pass computes: which model runs it and what a row yields."""
+
+    EMBED = "embed"  # a vector per text, on the embedding model
+    RERANK = "rerank"  # a score per (query, document) pair, on the reranker
+
+
+class Lane(enum.IntEnum):
+    """Priorities, served in this order (lowest value first)."""
+
+    QUERY = 0
+    RERANK = 1
+    DOCUMENT = 2
+
+
+WORK_OF_LANE = {Lane.QUERY: Work.EMBED, Lane.RERANK: Work.RERANK, Lane.DOCUMENT: Work.EMBED}
+
+
 @dataclass(eq=False)
 class _Request:
     encoded: list[Encoded]
-    future: asyncio.Future[Embeddings]
+    future: asyncio.Future[Any]
     deadline: float | None
-    vectors: Vectors | None = None
+    # Turns the rows and their results, in order, into the caller's answer.
+    finish: Callable[[list[Encoded], list[Any]], Any] = lambda _, results: results
+    results: list[Any] = field(default_factory=list)
     remaining: int = 0
 
 
@@ -84,6 +114,18 @@ class _Lane:
 
     def __bool__(self) -> bool:
         return bool(self.waiting or self.planned)
+
+
+def _embeddings(encoded: list[Encoded], vectors: list[Any]) -> Embeddings:
+    return Embeddings(
+        np.stack(vectors).astype(np.float32, copy=False),
+        [len(e.ids) for e in encoded],
+        [e.truncated for e in encoded],
+    )
+
+
+def _reranked(encoded: list[Encoded], scores: list[Any]) -> Reranked:
+    return Reranked(np.array(scores, dtype=np.float32), [e.truncated for e in encoded])
 
 
 def plan_batches(items: Sequence[_Item], max_batch_tokens: int) -> list[list[_Item]]:
@@ -110,14 +152,15 @@ class Batcher:
         max_queued_texts: int,
         clock: Callable[[], float] = time.monotonic,
         executor: ThreadPoolExecutor | None = None,
+        reranker: Reranker | None = None,
     ) -> None:
         self._model = model
+        self._reranker = reranker
         self._max_batch_tokens = max_batch_tokens
         self._max_queued_texts = max_queued_texts
         self._clock = clock
-        self._inbox: asyncio.Queue[tuple[_Request, bool]] = asyncio.Queue()
-        self._queries = _Lane()
-        self._documents = _Lane()
+        self._inbox: asyncio.Queue[tuple[_Request, Lane]] = asyncio.Queue()
+        self._lanes = {lane: _Lane() for lane in Lane}
         self._queued_texts = 0
         # Seconds per text, smoothed: sizes the retry delay of a rejection.
         self._seconds_per_text = 0.005
@@ -167,7 +210,70 @@ class Batcher:
         the queue is full; an empty queue always admits, so a request larger
         than the bound can still run.
         """
-        count = len(texts)
+
+        def encode() -> list[Encoded]:
+            return self._model.encode(texts, query=query, task=task)
+
+        return await self._submit(
+            Lane.QUERY if query else Lane.DOCUMENT,
+            count=len(texts),
+            chars=sum(len(text) for text in texts),
+            encode=encode,
+            finish=_embeddings,
+            deadline=deadline,
+            check=check,
+        )
+
+    async def rerank(
+        self,
+        query: str,
+        documents: Sequence[str],
+        *,
+        deadline: float | None = None,
+        check: Callable[[Sequence[Encoded]], None] | None = None,
+    ) -> Reranked:
+        """Scores of (query, document) pairs in document order, on the reranker.
+
+        The same queue, bound and deadlines as `embed`; pairs run in the rerank
+        lane, after query embeddings and before document embeddings. Raises
+        FAILED_PRECONDITION without a reranker, and QueryTooLong (from
+        tokenizing) when the query leaves no room for a document.
+        """
+        reranker = self._reranker
+        if reranker is None:
+            raise failed_precondition(
+                "no reranker is configured on this embedder (set RERANKER_MODEL)",
+                subject="RERANKER_MODEL",
+                violation_type="CONFIGURATION",
+            )
+
+        def encode() -> list[Encoded]:
+            return reranker.encode(query, documents)
+
+        return await self._submit(
+            Lane.RERANK,
+            count=len(documents),
+            # Every pair carries the query.
+            chars=len(query) * len(documents) + sum(len(document) for document in documents),
+            encode=encode,
+            finish=_reranked,
+            deadline=deadline,
+            check=check,
+        )
+
+    async def _submit(
+        self,
+        lane: Lane,
+        *,
+        count: int,
+        chars: int,
+        encode: Callable[[], list[Encoded]],
+        finish: Callable[[list[Encoded], list[Any]], T],
+        deadline: float | None,
+        check: Callable[[Sequence[Encoded]], None] | None,
+    ) -> T:
+        """Admits `count` rows (or refuses them: full queue), encodes them and
+        waits for their forward passes."""
         if self._queued_texts and self._queued_texts + count > self._max_queued_texts:
             retry_s = min(max(self._queued_texts * self._seconds_per_text, 0.05), 30.0)
             raise resource_exhausted(
@@ -181,17 +287,17 @@ class Batcher:
             # releases the GIL, so it overlaps the model's work. A short
             # request (a search query) is tokenized in place: it takes tens
             # of microseconds, less than the hop to a thread and back.
-            if sum(len(text) for text in texts) <= INLINE_TOKENIZE_CHARS:
-                encoded = self._model.encode(texts, query=query, task=task)
+            if chars <= INLINE_TOKENIZE_CHARS:
+                encoded = encode()
             else:
-                encoded = await asyncio.to_thread(
-                    lambda: self._model.encode(texts, query=query, task=task)
-                )
+                encoded = await asyncio.to_thread(encode)
             if check is not None:
                 check(encoded)
-            future: asyncio.Future[Embeddings] = asyncio.get_running_loop().create_future()
-            request = _Request(encoded, future, deadline, remaining=count)
-            self._inbox.put_nowait((request, query))
+            future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+            request = _Request(
+                encoded, future, deadline, finish, [None] * len(encoded), remaining=len(encoded)
+            )
+            self._inbox.put_nowait((request, lane))
             try:
                 return await future
             finally:
@@ -203,27 +309,29 @@ class Batcher:
 
     async def _run(self) -> None:
         while True:
-            if not (self._queries or self._documents):
+            if not any(self._lanes.values()):
                 self._admit(*await self._inbox.get())
             while not self._inbox.empty():
                 self._admit(*self._inbox.get_nowait())
             try:
-                batch = self._next_batch()
+                work, batch = self._next_batch()
                 if batch:
-                    await self._forward(batch)
+                    await self._forward(work, batch)
             except Exception:
                 # A bug here must not stop the one worker, or every later
                 # request would hang; the affected callers get their errors.
                 log.exception("embedding batcher step failed")
 
-    def _admit(self, request: _Request, query: bool) -> None:
-        lane = self._queries if query else self._documents
-        lane.waiting.extend(
+    def _admit(self, request: _Request, lane: Lane) -> None:
+        self._lanes[lane].waiting.extend(
             _Item(request, index, len(encoded.ids)) for index, encoded in enumerate(request.encoded)
         )
 
-    def _next_batch(self) -> list[_Item]:
-        lane = self._queries if self._queries else self._documents
+    def _next_batch(self) -> tuple[Work, list[_Item]]:
+        """The next batch of the busiest-priority lane; one kind of work."""
+        priority = next((p for p in Lane if self._lanes[p]), Lane.DOCUMENT)
+        lane = self._lanes[priority]
+        work = WORK_OF_LANE[priority]
         now = self._clock()
         if not lane.planned:
             window: list[_Item] = []
@@ -236,9 +344,9 @@ class Batcher:
                     tokens += item.length
             lane.planned.extend(plan_batches(window, self._max_batch_tokens))
         if not lane.planned:
-            return []
+            return work, []
         # Checked again when the batch runs: callers may have left since planning.
-        return [item for item in lane.planned.popleft() if self._alive(item.request, now)]
+        return work, [item for item in lane.planned.popleft() if self._alive(item.request, now)]
 
     @staticmethod
     def _alive(request: _Request, now: float) -> bool:
@@ -252,14 +360,16 @@ class Batcher:
             return False
         return True
 
-    async def _forward(self, batch: list[_Item]) -> None:
-        ids = [item.request.encoded[item.index].ids for item in batch]
+    async def _forward(self, work: Work, batch: list[_Item]) -> None:
+        rows = [item.request.encoded[item.index] for item in batch]
         loop = asyncio.get_running_loop()
         started = self._clock()
         try:
-            results = await loop.run_in_executor(self._executor, self._forward_splitting, ids)
+            results = await loop.run_in_executor(
+                self._executor, self._forward_splitting, work, rows
+            )
         except Exception as exc:
-            log.exception("forward pass over %d texts failed", len(batch))
+            log.exception("%s forward pass over %d rows failed", work.value, len(batch))
             for item in batch:
                 if not item.request.future.done():
                     item.request.future.set_exception(exc)
@@ -273,52 +383,55 @@ class Batcher:
             else:
                 self._deliver(item, result)
 
-    def _forward_splitting(self, ids: list[list[int]]) -> list[Vectors | ServiceError]:
-        """One vector per row, or the error of a row that alone does not fit.
+    def _run_model(self, work: Work, rows: list[Encoded]) -> list[Any]:
+        """One forward pass of `work` over `rows`: a vector or a score per row."""
+        if work is Work.RERANK:
+            assert self._reranker is not None  # rerank() admits nothing without one
+            return list(self._reranker.forward(rows))
+        return list(self._model.forward([row.ids for row in rows]))
+
+    def _forward_splitting(self, work: Work, rows: list[Encoded]) -> list[Any]:
+        """One result per row, or the error (ServiceError) of a row that alone
+        does not fit.
 
         Runs on the forward thread; an out-of-memory pass is split in halves
         (the rows are sorted longest first, so the first half is the larger).
         """
         try:
-            vectors = self._model.forward(ids)
+            results = self._run_model(work, rows)
         except Exception as exc:
             if not is_out_of_memory(exc):
                 raise
             _release_cached_memory()
-            padded = len(ids) * max(len(row) for row in ids)
-            if len(ids) == 1:
-                log.warning("one text of %d tokens does not fit in memory", padded)
+            padded = len(rows) * max(len(row.ids) for row in rows)
+            if len(rows) == 1:
+                what = "pair" if work is Work.RERANK else "text"
+                log.warning("one %s of %d tokens does not fit in memory", what, padded)
                 return [
                     resource_exhausted(
-                        f"a text of {padded} tokens does not fit in the accelerator's memory",
+                        f"a {what} of {padded} tokens does not fit in the accelerator's memory",
                         retry_after_s=1.0,
                     )
                 ]
             # Plan smaller batches from now on, so the next ones fit first time.
             self._max_batch_tokens = max(1, min(self._max_batch_tokens, padded // 2))
             log.warning(
-                "out of memory on %d texts (%d padded tokens): splitting; budget now %d tokens",
-                len(ids),
+                "out of memory on %d rows (%d padded tokens): splitting; budget now %d tokens",
+                len(rows),
                 padded,
                 self._max_batch_tokens,
             )
-            half = (len(ids) + 1) // 2
-            return self._forward_splitting(ids[:half]) + self._forward_splitting(ids[half:])
-        return list(vectors)
+            half = (len(rows) + 1) // 2
+            return self._forward_splitting(work, rows[:half]) + self._forward_splitting(
+                work, rows[half:]
+            )
+        return results
 
-    def _deliver(self, item: _Item, vector: Vectors) -> None:
+    def _deliver(self, item: _Item, result: Any) -> None:
         request = item.request
         if request.future.done():
             return
-        if request.vectors is None:
-            request.vectors = np.empty((len(request.encoded), vector.shape[0]), dtype=np.float32)
-        request.vectors[item.index] = vector
+        request.results[item.index] = result
         request.remaining -= 1
         if request.remaining == 0:
-            request.future.set_result(
-                Embeddings(
-                    request.vectors,
-                    [len(e.ids) for e in request.encoded],
-                    [e.truncated for e in request.encoded],
-                )
-            )
+            request.future.set_result(request.finish(request.encoded, request.results))

@@ -27,6 +27,11 @@ DEFAULT_GPU_BATCH_TOKENS = 16384
 # decided in `model.check_precision`, once the device is known.
 PRECISIONS = ("float32", "bfloat16", "float16", "int8")
 
+# How a reranker scores a pair: `cross-encoder` is any sequence-classification
+# model (its logit), `qwen3` a Qwen3-Reranker style causal LM ("yes" against
+# "no"); `auto` tells them apart from the model's config.json.
+RERANKER_KINDS = ("auto", "cross-encoder", "qwen3")
+
 
 @dataclass(frozen=True)
 class EmbedderConfig:
@@ -41,6 +46,13 @@ class EmbedderConfig:
     torch_num_threads: int
     # Run a frozen TorchScript trace of the model when it matches eager.
     torchscript: bool
+    # The reranker served beside the embedding model; None: no reranker.
+    reranker_model: str | None = None
+    reranker_kind: str = "auto"
+    # None: from the model's config (cross-encoders capped at 512 tokens).
+    reranker_max_tokens: int | None = None
+    # None: the embedding model's precision (DEFAULT_QUANTIZATION or the device default).
+    reranker_quantization: str | None = None
 
     @classmethod
     def from_env(cls) -> EmbedderConfig:
@@ -55,6 +67,10 @@ class EmbedderConfig:
             max_queued_texts=env_int("EMBEDDER_MAX_QUEUED_TEXTS", 8192),
             torch_num_threads=env_int("TORCH_NUM_THREADS", available_cpus()),
             torchscript=env_bool("EMBEDDER_TORCHSCRIPT", True),
+            reranker_model=env_str("RERANKER_MODEL", "").strip() or None,
+            reranker_kind=env_str("RERANKER_KIND", "auto").strip().lower() or "auto",
+            reranker_max_tokens=env_int("RERANKER_MAX_TOKENS", 0) or None,
+            reranker_quantization=env_str("RERANKER_QUANTIZATION", "").strip().lower() or None,
         )
         config.validate()
         return config
@@ -70,11 +86,24 @@ class EmbedderConfig:
             or (DEFAULT_GPU_BATCH_TOKENS if gpu else DEFAULT_BATCH_TOKENS),
         )
 
+    @property
+    def reranker_precision(self) -> str | None:
+        """RERANKER_QUANTIZATION, else the embedding model's (after `for_device`)."""
+        return self.reranker_quantization or self.quantization
+
     def validate(self) -> None:
-        if self.quantization is not None and self.quantization not in PRECISIONS:
+        for name, precision in (
+            ("DEFAULT_QUANTIZATION", self.quantization),
+            ("RERANKER_QUANTIZATION", self.reranker_quantization),
+        ):
+            if precision is not None and precision not in PRECISIONS:
+                raise ConfigError(
+                    f"{name} must be one of {', '.join(PRECISIONS)}, got {precision!r}"
+                )
+        if self.reranker_kind not in RERANKER_KINDS:
             raise ConfigError(
-                f"DEFAULT_QUANTIZATION must be one of {', '.join(PRECISIONS)}, "
-                f"got {self.quantization!r}"
+                f"RERANKER_KIND must be one of {', '.join(RERANKER_KINDS)}, "
+                f"got {self.reranker_kind!r}"
             )
         if self.device not in {"auto", "cpu"} and not self.device.startswith("cuda"):
             raise ConfigError(
@@ -84,6 +113,7 @@ class EmbedderConfig:
             ("MAX_BATCH_TOKENS", self.max_batch_tokens or 1),
             ("EMBEDDER_MAX_QUEUED_TEXTS", self.max_queued_texts),
             ("TORCH_NUM_THREADS", self.torch_num_threads),
+            ("RERANKER_MAX_TOKENS", self.reranker_max_tokens or 1),
         ):
             if value < 1:
                 raise ConfigError(f"{name} must be at least 1, got {value}")

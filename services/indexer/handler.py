@@ -4,21 +4,30 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
+from typing import Any
 
 import grpc
 import redis.exceptions
 
 from semantik.internal.v1 import indexer_pb2
+from semantik.v1 import search_pb2
 from servicekit import errors
 from servicekit.grpc_types import ServicerContext
-from services.indexer import jobs
+from services.indexer import jobs, sparse
 from services.indexer.vector_store import (
     COLLECTION_ID,
     MAX_DIMENSIONS,
     CollectionNotFoundError,
     DimensionsConflictError,
+    FusionMethod,
+    PayloadFilter,
+    SearchMode,
+    SparseUnavailableError,
+    VectorQuery,
     VectorStore,
+    epoch_seconds,
 )
 
 log = logging.getLogger(__name__)
@@ -26,7 +35,22 @@ log = logging.getLogger(__name__)
 COLLECTION_RESOURCE = "semantik.io/Collection"
 MAX_CHUNK_TOKENS = 4096
 MAX_QUERY_LIMIT = 1000
+# offset + limit, and hybrid candidates per side: bounds one query's work.
+MAX_QUERY_DEPTH = 10_000
+MAX_QUERY_TEXT = 16_384
 MAX_OPERATION_ID = 128
+
+_MODES = {
+    search_pb2.SEARCH_MODE_UNSPECIFIED: SearchMode.DENSE,
+    search_pb2.SEARCH_MODE_DENSE: SearchMode.DENSE,
+    search_pb2.SEARCH_MODE_SPARSE: SearchMode.SPARSE,
+    search_pb2.SEARCH_MODE_HYBRID: SearchMode.HYBRID,
+}
+_FUSIONS = {
+    search_pb2.FUSION_UNSPECIFIED: FusionMethod.DBSF,
+    search_pb2.FUSION_RRF: FusionMethod.RRF,
+    search_pb2.FUSION_DBSF: FusionMethod.DBSF,
+}
 
 
 def _collection_violation(collection_id: str) -> str | None:
@@ -55,6 +79,94 @@ def _source_violation(source_path: str) -> str | None:
     if not os.access(source_path, os.R_OK | os.X_OK):
         return "is not readable"
     return None
+
+
+def _timestamp(value: Any, field: str, violations: errors.FieldViolations) -> float | None:
+    if not 0 <= value.nanos < 1_000_000_000:
+        violations.add(field, "nanos must be between 0 and 999999999")
+        return None
+    return epoch_seconds(value.ToNanoseconds())
+
+
+def _payload_filter(
+    request: indexer_pb2.QueryVectorsRequest, violations: errors.FieldViolations
+) -> PayloadFilter:
+    """The request's SearchFilter, checked; violations name `filter.<field>`."""
+    given = request.filter
+    if any(not mime for mime in given.mime_types):
+        violations.add("filter.mime_types", "must not hold empty strings")
+    after = (
+        _timestamp(given.modified_after, "filter.modified_after", violations)
+        if given.HasField("modified_after")
+        else None
+    )
+    before = (
+        _timestamp(given.modified_before, "filter.modified_before", violations)
+        if given.HasField("modified_before")
+        else None
+    )
+    if after is not None and before is not None and after >= before:
+        violations.add("filter.modified_after", "must be before filter.modified_before")
+    if given.page_from < 0:
+        violations.add("filter.page_from", "must not be negative (0: no lower bound)")
+    if given.page_to < 0:
+        violations.add("filter.page_to", "must not be negative (0: no upper bound)")
+    if given.page_to > 0 and given.page_from > given.page_to:
+        violations.add("filter.page_from", "must not be greater than filter.page_to")
+    return PayloadFilter(
+        path_prefix=given.path_prefix,
+        mime_types=tuple(dict.fromkeys(given.mime_types)),
+        modified_after=after,
+        modified_before=before,
+        page_from=given.page_from,
+        page_to=given.page_to,
+    )
+
+
+def _vector_query(request: indexer_pb2.QueryVectorsRequest) -> VectorQuery:
+    """The request as a store query; INVALID_ARGUMENT naming every bad field."""
+    violations = errors.FieldViolations()
+    if (problem := _collection_violation(request.collection_id)) is not None:
+        violations.add("collection_id", problem)
+    mode = _MODES.get(request.mode)
+    if mode is None:
+        violations.add("mode", f"unknown search mode {request.mode}")
+    fusion = _FUSIONS.get(request.fusion)
+    if fusion is None:
+        violations.add("fusion", f"unknown fusion {request.fusion}")
+    if mode in (SearchMode.DENSE, SearchMode.HYBRID) and not request.vector:
+        violations.add("vector", f"must not be empty in {mode.name.lower()} mode")
+    if mode in (SearchMode.SPARSE, SearchMode.HYBRID) and not request.query_text.strip():
+        violations.add("query_text", f"must not be blank in {mode.name.lower()} mode")
+    if len(request.query_text) > MAX_QUERY_TEXT:
+        violations.add("query_text", f"must be at most {MAX_QUERY_TEXT} characters")
+    if not 1 <= request.limit <= MAX_QUERY_LIMIT:
+        violations.add("limit", f"must be between 1 and {MAX_QUERY_LIMIT}")
+    if request.offset < 0:
+        violations.add("offset", "must not be negative")
+    elif request.offset + max(request.limit, 0) > MAX_QUERY_DEPTH:
+        violations.add("offset", f"offset + limit must be at most {MAX_QUERY_DEPTH}")
+    if request.prefetch_limit < 0 or request.prefetch_limit > MAX_QUERY_DEPTH:
+        violations.add("prefetch_limit", f"must be between 0 and {MAX_QUERY_DEPTH} (0: default)")
+    elif 0 < request.prefetch_limit < request.offset + request.limit:
+        violations.add("prefetch_limit", "must be 0 (default) or at least offset + limit")
+    if not math.isfinite(request.score_threshold):
+        violations.add("score_threshold", "must be a finite number")
+    conditions = _payload_filter(request, violations)
+    violations.raise_if_any()
+    assert mode is not None and fusion is not None
+    uses_text = mode is not SearchMode.DENSE
+    return VectorQuery(
+        limit=request.limit,
+        mode=mode,
+        vector=list(request.vector) if mode is not SearchMode.SPARSE else [],
+        terms=sparse.query_terms(request.query_text) if uses_text else [],
+        offset=request.offset,
+        fusion=fusion,
+        prefetch_limit=request.prefetch_limit,
+        score_threshold=request.score_threshold or None,
+        filter=conditions,
+    )
 
 
 class IndexerHandler:
@@ -135,25 +247,22 @@ class IndexerHandler:
     async def QueryVectors(
         self, request: indexer_pb2.QueryVectorsRequest, context: ServicerContext
     ) -> indexer_pb2.QueryVectorsResponse:
-        violations = errors.FieldViolations()
-        if (problem := _collection_violation(request.collection_id)) is not None:
-            violations.add("collection_id", problem)
-        if not request.vector:
-            violations.add("vector", "must not be empty")
-        if not 1 <= request.limit <= MAX_QUERY_LIMIT:
-            violations.add("limit", f"must be between 1 and {MAX_QUERY_LIMIT}")
-        violations.raise_if_any()
+        query = _vector_query(request)
         dimensions = await self._store.dimensions(request.collection_id)
         if dimensions is None:
             raise _collection_not_found(request.collection_id)
-        if len(request.vector) != dimensions:
+        if query.mode is not SearchMode.SPARSE and len(query.vector) != dimensions:
             raise errors.invalid_argument(
-                {"vector": f"has {len(request.vector)} values; the collection has {dimensions}"}
+                {"vector": f"has {len(query.vector)} values; the collection has {dimensions}"}
             )
         try:
-            hits = await self._store.query(request.collection_id, request.vector, request.limit)
+            hits = await self._store.search(request.collection_id, query)
         except CollectionNotFoundError as exc:  # deleted meanwhile
             raise _collection_not_found(request.collection_id) from exc
+        except SparseUnavailableError as exc:
+            raise errors.failed_precondition(
+                str(exc), f"collections/{request.collection_id}", "REINDEX_REQUIRED"
+            ) from exc
         return indexer_pb2.QueryVectorsResponse(
             hits=[indexer_pb2.VectorHit(chunk_id=hit.chunk_id, score=hit.score) for hit in hits]
         )

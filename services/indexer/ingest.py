@@ -35,8 +35,16 @@ from google.protobuf import timestamp_pb2
 
 from semantik.internal.v1 import metadata_pb2
 from semantik.v1 import document_pb2, operation_pb2
+from services.indexer import sparse
 from services.indexer.chunking import Chunk, chunk_text
-from services.indexer.vector_store import VectorPoint, VectorStore
+from services.indexer.vector_store import (
+    PAYLOAD_MIME_TYPE,
+    PAYLOAD_MODIFIED_AT,
+    PAYLOAD_SOURCE_PATH,
+    VectorPoint,
+    VectorStore,
+    epoch_seconds,
+)
 
 log = logging.getLogger(__name__)
 
@@ -328,19 +336,19 @@ class _Run:
             ]
             for first in range(0, len(chunks), importer.embed_batch_texts):
                 batch = chunks[first : first + importer.embed_batch_texts]
-                vectors = await importer.embedder.embed_documents([c.text for c in batch])
+                texts = [c.text for c in batch]
+                vectors = await importer.embedder.embed_documents(texts)
                 self._check_vectors(vectors, len(batch))
+                # BM25 terms of each chunk (textkit), off the event loop.
+                terms = await asyncio.to_thread(_batch_terms, texts)
                 points = [
                     VectorPoint(
                         chunk_id=ids[chunk.index],
                         vector=vector,
-                        payload={
-                            "collection_id": spec.collection_id,
-                            "chunk_id": ids[chunk.index],
-                            "source_path": source.path,
-                        },
+                        payload=_chunk_payload(spec.collection_id, ids[chunk.index], source),
+                        terms=chunk_terms,
                     )
-                    for chunk, vector in zip(batch, vectors, strict=True)
+                    for chunk, vector, chunk_terms in zip(batch, vectors, terms, strict=True)
                 ]
                 await importer.store.upsert(spec.collection_id, points)
         except grpc.aio.AioRpcError as exc:
@@ -429,6 +437,22 @@ class _Run:
         except Exception:
             # Nothing more to do here: the operation stays RUNNING in metadata.
             log.exception("%s: cannot record the failure", self.operation_name)
+
+
+def _batch_terms(texts: Sequence[str]) -> list[dict[int, int]]:
+    return [sparse.document_terms(text) for text in texts]
+
+
+def _chunk_payload(collection_id: str, chunk: str, source: SourceFile) -> dict[str, Any]:
+    """What a chunk's point carries: its ids, and what search filters read
+    (`page` too once documents with pages are imported; text files have none)."""
+    return {
+        "collection_id": collection_id,
+        "chunk_id": chunk,
+        PAYLOAD_SOURCE_PATH: source.path,
+        PAYLOAD_MIME_TYPE: source.mime_type,
+        PAYLOAD_MODIFIED_AT: epoch_seconds(source.mtime_ns),
+    }
 
 
 def _document(

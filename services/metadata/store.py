@@ -981,8 +981,8 @@ class MetadataStore:
             if token is None:
                 return Rotation(RotateOutcome.INVALID, None)
             user_id: str = token["user_id"]
-            if token["revoked"]:
-                return Rotation(RotateOutcome.INVALID, user_id)
+            # A spent token presented again is a reuse even when its family
+            # is revoked already (several racing replays all answer REUSED).
             if token["used"]:
                 await connection.execute(
                     "UPDATE refresh_tokens SET revoke_time = now()"
@@ -991,6 +991,8 @@ class MetadataStore:
                     timeout=deadline.left(),
                 )
                 return Rotation(RotateOutcome.REUSED, user_id)
+            if token["revoked"]:
+                return Rotation(RotateOutcome.INVALID, user_id)
             if token["expired"]:
                 return Rotation(RotateOutcome.EXPIRED, user_id)
             try:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import grpc
 import pytest
@@ -61,6 +61,19 @@ CASES: list[tuple[str, Callable[[Api], Any] | None, Any, str]] = [
      search_pb2.SearchRequest(collection="collections/x", query="q", top_k=1000), "top_k"),
     ("Search", lambda a: a.search.Search,
      search_pb2.SearchRequest(collection="x", query="q"), "collection"),
+    ("Search", lambda a: a.search.Search,
+     search_pb2.SearchRequest(collection="collections/x", query="q",
+                              mode=cast(search_pb2.SearchMode, 99)), "mode"),
+    ("Search", lambda a: a.search.Search,
+     search_pb2.SearchRequest(collection="collections/x", query="q",
+                              filter=search_pb2.SearchFilter(page_from=5, page_to=2)),
+     "filter.page_to"),
+    ("Search", lambda a: a.search.Search,
+     search_pb2.SearchRequest(collection="collections/x", collections=["collections/y"],
+                              query="q"), "collection"),
+    ("Search", lambda a: a.search.Search,
+     search_pb2.SearchRequest(collection="collections/x", query="q", page_token="zzz"),
+     "page_token"),
     ("BootstrapAdmin", lambda a: a.auth.BootstrapAdmin,
      auth_pb2.BootstrapAdminRequest(bootstrap_token="t", user_id="admin2", password="short"),
      "password"),

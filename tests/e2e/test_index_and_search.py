@@ -47,7 +47,10 @@ def indexed(api: Api, corpus: Path) -> str:
 def test_search_finds_the_right_passage_with_offsets(api: Api, corpus: Path, indexed: str) -> None:
     response = api.search.Search(
         search_pb2.SearchRequest(
-            collection=indexed, query="why does an airplane wing generate lift?", top_k=3
+            collection=indexed,
+            query="why does an airplane wing generate lift?",
+            top_k=3,
+            mode=search_pb2.SEARCH_MODE_DENSE,
         ),
         timeout=30,
     )

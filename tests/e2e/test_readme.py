@@ -57,6 +57,9 @@ def test_readme_examples_work(mesh: Mesh, tmp_path: Path) -> None:
     assert first_hit.rstrip().endswith("aero/wings.md")
     assert "collections/notes" in cli
     assert "space/orbits.txt" in json_api
+    # The two-collection keyword search found the bread note in both, nothing else.
+    assert '"collection":"collections/notes"' in json_api
+    assert '"collection":"collections/papers"' in json_api
     assert "kitchen/bread.txt" in api_key
     assert "semantik.v1.SearchService" in grpc_api
     assert "kitchen/bread.txt" in grpc_api

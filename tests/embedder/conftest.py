@@ -22,6 +22,7 @@ from servicekit.readiness import Readiness
 from servicekit.server import ErrorInterceptor
 from services.embedder.config import DEFAULT_MODEL, EmbedderConfig
 from services.embedder.model import EmbeddingModel, Vectors, load_model
+from services.embedder.reranker import Reranker
 from services.embedder.server import EmbedderApp
 
 BASE_CONFIG = EmbedderConfig(
@@ -123,11 +124,13 @@ class Running:
 
 @asynccontextmanager
 async def serving(
-    load: Callable[[EmbedderConfig], EmbeddingModel], config: EmbedderConfig = BASE_CONFIG
+    load: Callable[[EmbedderConfig], EmbeddingModel],
+    config: EmbedderConfig = BASE_CONFIG,
+    load_reranker: Callable[[EmbedderConfig], Reranker | None] = lambda _: None,
 ) -> AsyncIterator[Running]:
     """What `run_server` assembles (error interceptor, health, readiness), minus
     its signal handling, so several servers can live in one test process."""
-    app = EmbedderApp(config, load=load)
+    app = EmbedderApp(config, load=load, load_reranker=load_reranker)
     server = grpc.aio.server(interceptors=[ErrorInterceptor()])
     app.registration.add_to_server(server)
     health_servicer = health.aio.HealthServicer()

@@ -299,6 +299,12 @@ async def test_cors_preflight(http: httpx.AsyncClient, calls: list[str]) -> None
         "/v1/auth:logout", headers={"content-type": "application/grpc-web+proto"}
     )
     assert grpc_web_on_json.status_code == 404
+    # gRPC is POST only: a GET on a gRPC path never reaches the gateway (it would reset it: 503).
+    get_on_grpc = await http.get(
+        "/semantik.v1.CollectionService/ListCollections",
+        headers={"content-type": "application/grpc-web+proto"},
+    )
+    assert get_on_grpc.status_code == 404
     assert calls == []
 
 

@@ -11,6 +11,7 @@ from services.indexer.vector_store import (
     CollectionNotFoundError,
     DimensionsConflictError,
     VectorPoint,
+    VectorQuery,
 )
 
 
@@ -47,7 +48,7 @@ async def test_nearest_point_comes_first(edge_store: EdgeVectorStore) -> None:
     stored = points(200, 16)
     await edge_store.upsert("c", stored)
     target = stored[123]
-    hits = await edge_store.query("c", target.vector, limit=5)
+    hits = await edge_store.search("c", VectorQuery(limit=5, vector=target.vector))
     assert len(hits) == 5
     assert hits[0].chunk_id == target.chunk_id
     assert hits[0].score == pytest.approx(1.0, abs=1e-4)
@@ -60,7 +61,7 @@ async def test_upsert_replaces_by_id(edge_store: EdgeVectorStore) -> None:
     await edge_store.upsert("c", [VectorPoint(chunk, [1, 0, 0, 0], {})])
     await edge_store.upsert("c", [VectorPoint(chunk, [0, 1, 0, 0], {})])
     assert await edge_store.count("c") == 1
-    hits = await edge_store.query("c", [0, 1, 0, 0], limit=1)
+    hits = await edge_store.search("c", VectorQuery(limit=1, vector=[0, 1, 0, 0]))
     assert hits[0].score == pytest.approx(1.0, abs=1e-5)
 
 
@@ -71,7 +72,7 @@ async def test_deleted_points_are_not_found(edge_store: EdgeVectorStore) -> None
     gone = [p.chunk_id for p in stored[:5]]
     await edge_store.delete_points("c", [*gone, str(uuid.uuid4())])  # unknown ids are ignored
     assert await edge_store.count("c") == 15
-    hits = await edge_store.query("c", stored[0].vector, limit=20)
+    hits = await edge_store.search("c", VectorQuery(limit=20, vector=stored[0].vector))
     assert not set(gone) & {h.chunk_id for h in hits}
 
 
@@ -85,7 +86,7 @@ async def test_delete_collection_removes_its_data(
     assert not (tmp_path / "vectors" / "c").exists()
     assert await edge_store.dimensions("c") is None
     with pytest.raises(CollectionNotFoundError):
-        await edge_store.query("c", [1, 0, 0, 0], limit=1)
+        await edge_store.search("c", VectorQuery(limit=1, vector=[1, 0, 0, 0]))
     with pytest.raises(CollectionNotFoundError):
         await edge_store.upsert("c", points(1, 4))
     # The id can be used again, with other dimensions.
@@ -106,7 +107,7 @@ async def test_collections_survive_reopening(tmp_path: Path) -> None:
     try:
         assert await second.dimensions("kept") == 16
         assert await second.count("kept") == 49
-        hits = await second.query("kept", stored[7].vector, limit=1)
+        hits = await second.search("kept", VectorQuery(limit=1, vector=stored[7].vector))
         assert hits[0].chunk_id == stored[7].chunk_id
     finally:
         await second.close()
@@ -127,6 +128,6 @@ async def test_optimized_3k_collection_finds_each_stored_vector(
         await edge_store.upsert("bench", stored[first : first + 500])
     await edge_store.optimize("bench")
     for probe in stored[::150]:
-        hits = await edge_store.query("bench", probe.vector, limit=10)
+        hits = await edge_store.search("bench", VectorQuery(limit=10, vector=probe.vector))
         assert len(hits) == 10
         assert hits[0].chunk_id == probe.chunk_id

@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
+from google.protobuf import timestamp_pb2
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from semantik.internal.v1 import indexer_pb2, indexer_pb2_grpc
+from semantik.v1 import search_pb2
 from semantik_runner.stores import RedisServer
 from servicekit.server import ErrorInterceptor
-from services.indexer import jobs
+from services.indexer import jobs, sparse
 from services.indexer.edge_store import EdgeVectorStore
 from services.indexer.handler import IndexerHandler
-from services.indexer.vector_store import VectorPoint
+from services.indexer.vector_store import SparseUnavailableError, VectorPoint, VectorQuery
 
 
 @pytest.fixture
@@ -201,3 +204,140 @@ async def test_start_import_queues_once_and_validate_only_queues_nothing(
     again = await client.StartImport(start_request(tmp_path))
     assert first.job_id == again.job_id == "op-1"
     assert await queue.zcard(jobs.QUEUE_NAME) == 1
+
+
+def hybrid_request(**changes: Any) -> indexer_pb2.QueryVectorsRequest:
+    fields: dict[str, Any] = {
+        "collection_id": "books",
+        "vector": [1.0, 0.0],
+        "limit": 10,
+        "query_text": "wing flow",
+        "mode": search_pb2.SEARCH_MODE_HYBRID,
+    }
+    fields.update(changes)
+    return indexer_pb2.QueryVectorsRequest(**fields)
+
+
+def stamp(seconds: int) -> timestamp_pb2.Timestamp:
+    return timestamp_pb2.Timestamp(seconds=seconds)
+
+
+@pytest.mark.parametrize(
+    ("changes", "fields"),
+    [
+        ({"vector": []}, {"vector"}),
+        ({"query_text": "  \n"}, {"query_text"}),
+        ({"mode": search_pb2.SEARCH_MODE_SPARSE, "query_text": ""}, {"query_text"}),
+        ({"mode": search_pb2.SEARCH_MODE_DENSE, "vector": []}, {"vector"}),
+        ({"vector": [], "query_text": ""}, {"vector", "query_text"}),
+        ({"mode": 7}, {"mode"}),
+        ({"fusion": 9}, {"fusion"}),
+        ({"offset": -1}, {"offset"}),
+        ({"offset": 9_995}, {"offset"}),
+        ({"prefetch_limit": -1}, {"prefetch_limit"}),
+        ({"prefetch_limit": 20_000}, {"prefetch_limit"}),
+        ({"prefetch_limit": 15, "offset": 10}, {"prefetch_limit"}),
+        ({"score_threshold": float("nan")}, {"score_threshold"}),
+        ({"filter": search_pb2.SearchFilter(page_from=5, page_to=2)}, {"filter.page_from"}),
+        ({"filter": search_pb2.SearchFilter(page_to=-1)}, {"filter.page_to"}),
+        ({"filter": search_pb2.SearchFilter(mime_types=[""])}, {"filter.mime_types"}),
+        (
+            {
+                "filter": search_pb2.SearchFilter(
+                    modified_after=stamp(200), modified_before=stamp(200)
+                )
+            },
+            {"filter.modified_after"},
+        ),
+    ],
+)
+async def test_search_validation(
+    stub: tuple[Any, jobs.Queue], changes: dict[str, Any], fields: set[str]
+) -> None:
+    client, _ = stub
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await client.QueryVectors(hybrid_request(**changes))
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert set(field_violations(error.value)) == fields
+
+
+async def test_sparse_mode_ignores_the_vector_and_dense_mode_the_text(
+    stub: tuple[Any, jobs.Queue], edge_store: EdgeVectorStore
+) -> None:
+    client, _ = stub
+    await edge_store.create_collection("books", 2)
+    sparse_only = hybrid_request(mode=search_pb2.SEARCH_MODE_SPARSE, vector=[])
+    assert list((await client.QueryVectors(sparse_only)).hits) == []
+    dense_only = hybrid_request(mode=search_pb2.SEARCH_MODE_UNSPECIFIED, query_text="")
+    assert list((await client.QueryVectors(dense_only)).hits) == []
+
+
+async def test_search_modes_and_filters_over_grpc(
+    stub: tuple[Any, jobs.Queue], edge_store: EdgeVectorStore
+) -> None:
+    client, _ = stub
+    await edge_store.create_collection("books", 2)
+    wing, flow, other = (str(uuid.UUID(int=n)) for n in (1, 2, 3))
+    await edge_store.upsert(
+        "books",
+        [
+            VectorPoint(
+                wing,
+                [1, 0],
+                {"source_path": "/d/a/wing.txt", "mime_type": "text/plain", "modified_at": 100.0},
+                sparse.document_terms("Wings in a slipstream"),
+            ),
+            VectorPoint(
+                flow,
+                [0, 1],
+                {"source_path": "/d/b/flow.md", "mime_type": "text/markdown", "modified_at": 300.0},
+                sparse.document_terms("Laminar flow"),
+            ),
+            VectorPoint(
+                other,
+                [1, 1],
+                {"source_path": "/d/b/x.md", "mime_type": "text/markdown", "modified_at": 500.0},
+                sparse.document_terms("Nothing relevant"),
+            ),
+        ],
+    )
+    await edge_store.optimize("books")
+
+    async def ids(**changes: Any) -> list[str]:
+        response = await client.QueryVectors(hybrid_request(**changes))
+        return [hit.chunk_id for hit in response.hits]
+
+    assert await ids(mode=search_pb2.SEARCH_MODE_SPARSE, query_text="wing") == [wing]
+    assert set(await ids()) == {wing, flow, other}
+    assert set(await ids(fusion=search_pb2.FUSION_RRF)) == {wing, flow, other}
+    assert await ids(limit=1, offset=1, fusion=search_pb2.FUSION_RRF) != await ids(
+        limit=1, fusion=search_pb2.FUSION_RRF
+    )
+    only_markdown = search_pb2.SearchFilter(mime_types=["text/markdown"], path_prefix="/d/b/")
+    assert set(await ids(filter=only_markdown)) == {flow, other}
+    window = search_pb2.SearchFilter(modified_after=stamp(100), modified_before=stamp(500))
+    assert set(await ids(filter=window)) == {wing, flow}
+    assert await ids(filter=search_pb2.SearchFilter(page_from=1)) == []
+
+
+async def test_sparse_search_on_an_old_collection_is_failed_precondition(
+    stub: tuple[Any, jobs.Queue], edge_store: EdgeVectorStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, _ = stub
+    await edge_store.create_collection("books", 2)
+
+    async def no_sparse(collection_id: str, query: VectorQuery) -> list[Any]:
+        raise SparseUnavailableError(collection_id)
+
+    monkeypatch.setattr(edge_store, "search", no_sparse)
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await client.QueryVectors(hybrid_request())
+    assert error.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "reindex" in (error.value.details() or "")
+
+
+async def test_search_of_an_unknown_collection_is_not_found(stub: tuple[Any, jobs.Queue]) -> None:
+    client, _ = stub
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await client.QueryVectors(hybrid_request(collection_id="missing"))
+    assert error.value.code() == grpc.StatusCode.NOT_FOUND

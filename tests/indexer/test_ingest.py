@@ -11,6 +11,7 @@ import grpc
 import pytest
 
 from semantik.v1 import document_pb2, operation_pb2
+from services.indexer import sparse
 from services.indexer.edge_store import EdgeVectorStore
 from services.indexer.ingest import (
     Importer,
@@ -19,6 +20,7 @@ from services.indexer.ingest import (
     chunk_id,
     find_documents,
 )
+from services.indexer.vector_store import PayloadFilter, SearchMode, VectorQuery, epoch_seconds
 from tests.indexer.conftest import DIMS, FakeEmbedder, FakeMetadata, embed
 
 WORDS = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa"]
@@ -124,7 +126,7 @@ async def test_import_indexes_documents_and_reports(
     assert max(embedder.embed_calls) <= 4
     # Every chunk's vector is stored under its id: it is its own nearest neighbour.
     for record in a.chunks:
-        hits = await edge_store.query("books", embed(record.text), limit=1)
+        hits = await edge_store.search("books", VectorQuery(limit=1, vector=embed(record.text)))
         assert hits[0].chunk_id == record.chunk_id
     assert not any("secret" in t for t in embedder.tokenized)
 
@@ -158,7 +160,7 @@ async def test_changed_document_replaces_its_vectors(
     assert len(new) == 2
     assert not set(old) & set(new)
     assert await edge_store.count("books") == count_before - len(old) + len(new)
-    hits = await edge_store.query("books", embed(prose(1, 95)), limit=100)
+    hits = await edge_store.search("books", VectorQuery(limit=100, vector=embed(prose(1, 95))))
     assert not set(old) & {h.chunk_id for h in hits}
 
 
@@ -277,3 +279,43 @@ async def test_documents_reach_the_embedder_together(
     assert summary.documents_done == 12
     assert len(metadata.documents) == 12
     assert embedder.most_in_flight == expected
+
+
+async def test_import_writes_sparse_vectors_and_filter_payload(
+    edge_store: EdgeVectorStore, source: Path
+) -> None:
+    await edge_store.create_collection("books", DIMS)
+    metadata = FakeMetadata()
+    await make_importer(edge_store, FakeEmbedder(), metadata).run(spec(source))
+    a = metadata.documents[str(source / "a.txt")]
+    # Every chunk is found by its own words, alone when the words are unique to it.
+    for record in a.chunks:
+        hits = await edge_store.search(
+            "books",
+            VectorQuery(limit=1, mode=SearchMode.SPARSE, terms=sparse.query_terms(record.text)),
+        )
+        assert hits[0].chunk_id == record.chunk_id
+    shard = edge_store._shard("books")
+    stored = shard.retrieve([a.chunks[0].chunk_id], True, False)[0].payload
+    mtime_ns = (source / "a.txt").stat().st_mtime_ns
+    assert stored["source_path"] == str(source / "a.txt")
+    assert stored["mime_type"] == "text/plain"
+    assert stored["modified_at"] == epoch_seconds(mtime_ns)
+    assert stored["bm25_dl"] == sum(sparse.document_terms(a.chunks[0].text).values())
+    assert "page" not in stored  # text files have no pages
+    # Filters over what ingest wrote.
+    only_md = await edge_store.search(
+        "books",
+        VectorQuery(
+            limit=100,
+            vector=embed("x"),
+            filter=PayloadFilter(mime_types=("text/markdown",), modified_after=0.0),
+        ),
+    )
+    md_ids = {
+        c.chunk_id
+        for d in metadata.documents.values()
+        for c in d.chunks
+        if d.document.mime_type == "text/markdown"
+    }
+    assert {h.chunk_id for h in only_md} == md_ids

@@ -13,6 +13,7 @@ from services.indexer.vector_store import (
     CollectionNotFoundError,
     DimensionsConflictError,
     VectorPoint,
+    VectorQuery,
 )
 
 
@@ -46,17 +47,17 @@ async def test_upsert_query_and_delete_points(store: QdrantClientVectorStore) ->
     await store.create_collection("c", 4)
     east, north, west = point([1, 0, 0, 0]), point([0, 1, 0, 0]), point([-1, 0, 0, 0])
     await store.upsert("c", [east, north, west])
-    hits = await store.query("c", [0.9, 0.1, 0, 0], limit=3)
+    hits = await store.search("c", VectorQuery(limit=3, vector=[0.9, 0.1, 0, 0]))
     assert [h.chunk_id for h in hits] == [east.chunk_id, north.chunk_id, west.chunk_id]
     assert hits[0].score > hits[1].score > hits[2].score
     await store.delete_points("c", [east.chunk_id])
-    hits = await store.query("c", [0.9, 0.1, 0, 0], limit=3)
+    hits = await store.search("c", VectorQuery(limit=3, vector=[0.9, 0.1, 0, 0]))
     assert [h.chunk_id for h in hits] == [north.chunk_id, west.chunk_id]
     await store.optimize("c")
 
 
 async def test_unknown_collection_is_not_found(store: QdrantClientVectorStore) -> None:
     with pytest.raises(CollectionNotFoundError):
-        await store.query("missing", [1, 0], limit=1)
+        await store.search("missing", VectorQuery(limit=1, vector=[1, 0]))
     with pytest.raises(CollectionNotFoundError):
         await store.upsert("missing", [point([1, 0])])

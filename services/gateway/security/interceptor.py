@@ -19,7 +19,6 @@ import grpc
 from semantik.internal.v1 import metadata_pb2, metadata_pb2_grpc
 from servicekit.channels import remaining
 from servicekit.errors import (
-    FieldViolations,
     not_found,
     permission_denied,
     unauthenticated,
@@ -154,13 +153,7 @@ class Authenticator:
         if rule.access is Access.PUBLIC:
             return None
         # Malformed resource names are the caller's error whoever calls.
-        collection_id = ""
-        if rule.target is not None:
-            violations = FieldViolations()
-            collection_id = rule.target.collection_id(
-                rule.field_value(request), rule.target.field, violations
-            )
-            violations.raise_if_any()
+        named = rule.collections(request) if rule.target is not None else []
         caller = await self.principal(metadata, context)
         if caller is None:
             raise unauthenticated(CREDENTIALS_REQUIRED)
@@ -169,7 +162,7 @@ class Authenticator:
             raise permission_denied(f"API keys cannot call {rpc}; sign in as a user")
         if rule.access is Access.ADMIN and not caller.is_admin:
             raise permission_denied(f"{rpc} needs the admin role")
-        if rule.access is Access.CREATE_COLLECTION and not caller.can_create(collection_id):
+        if rule.access is Access.CREATE_COLLECTION and not caller.can_create(named[0][1]):
             raise permission_denied(
                 f"{rpc}: creating collections needs the admin or editor role"
                 + (" and a key with WRITE on that collection" if caller.key else "")
@@ -185,12 +178,13 @@ class Authenticator:
                 raise not_found(rule.target.resource_type, name)
         if rule.access is Access.COLLECTION:
             assert rule.target is not None and rule.permission is not None
-            if not caller.can(Permission.READ, collection_id):
-                raise not_found(rule.target.resource_type, rule.field_value(request))
-            if not caller.can(rule.permission, collection_id):
-                raise permission_denied(
-                    f"{rpc} needs {rule.permission.name} on collections/{collection_id}"
-                )
+            for name, collection_id in named:
+                if not caller.can(Permission.READ, collection_id):
+                    raise not_found(rule.target.resource_type, name)
+                if not caller.can(rule.permission, collection_id):
+                    raise permission_denied(
+                        f"{rpc} needs {rule.permission.name} on collections/{collection_id}"
+                    )
         return caller
 
 

@@ -27,6 +27,7 @@ DOCUMENT = "semantik.io/Document"
 GRANT = "semantik.io/Grant"
 OPERATION = "semantik.io/Operation"
 
+MAX_SEARCH_COLLECTIONS = 20
 _GRANT_NAME = re.compile(r"^collections/([a-z][a-z0-9-]{0,62})/grants/([a-z][a-z0-9-]{0,62})$")
 
 
@@ -50,11 +51,32 @@ class Access(enum.Enum):
 
 @dataclass(frozen=True)
 class Target:
-    """Where a request names its collection."""
+    """Where a request names its collection (or collections)."""
 
     field: str
     resource_type: str
     collection_id: Callable[[str, str, FieldViolations], str]
+    # For Search: `collection`, or the repeated `collections` when it is empty.
+    repeated_field: str = ""
+
+    def named(self, request: Any, violations: FieldViolations) -> list[tuple[str, str]]:
+        """(resource name as sent, collection id) for each collection the request names."""
+        single = str(getattr(request, self.field))
+        several = list(getattr(request, self.repeated_field)) if self.repeated_field else []
+        if self.repeated_field and several:
+            if single:
+                violations.add(self.field, f"set {self.field} or {self.repeated_field}, not both")
+                return []
+            if len(several) > MAX_SEARCH_COLLECTIONS:
+                violations.add(self.repeated_field, f"at most {MAX_SEARCH_COLLECTIONS}")
+                return []
+            named = [
+                (name, self.collection_id(name, f"{self.repeated_field}[{i}]", violations))
+                for i, name in enumerate(several)
+            ]
+        else:
+            named = [(single, self.collection_id(single, self.field, violations))]
+        return [] if violations else named
 
 
 def _collection(value: str, field: str, violations: FieldViolations) -> str:
@@ -105,6 +127,14 @@ class Rule:
         assert self.target is not None
         return str(getattr(request, self.target.field))
 
+    def collections(self, request: Any) -> list[tuple[str, str]]:
+        """(name as sent, collection id) pairs the request names; INVALID_ARGUMENT if malformed."""
+        assert self.target is not None
+        violations = FieldViolations()
+        named = self.target.named(request, violations)
+        violations.raise_if_any()
+        return named
+
 
 def _on(permission: Permission, field: str, resource_type: str = COLLECTION) -> Rule:
     extract = {COLLECTION: _collection, DOCUMENT: _document, GRANT: _grant}[resource_type]
@@ -112,6 +142,8 @@ def _on(permission: Permission, field: str, resource_type: str = COLLECTION) -> 
 
 
 READ, WRITE, MANAGE = Permission.READ, Permission.WRITE, Permission.MANAGE
+# Search names one collection or several; the handler reads them the same way.
+SEARCH_COLLECTIONS = Target("collection", COLLECTION, _collection, "collections")
 PUBLIC = Rule(Access.PUBLIC)
 USER = Rule(Access.USER)
 ADMIN = Rule(Access.ADMIN)
@@ -155,7 +187,7 @@ POLICY: Mapping[str, Rule] = {
     ),
     "/semantik.v1.OperationService/ListOperations": LISTING,
     # SearchService (search.proto)
-    "/semantik.v1.SearchService/Search": _on(READ, "collection"),
+    "/semantik.v1.SearchService/Search": Rule(Access.COLLECTION, READ, SEARCH_COLLECTIONS),
 }
 
 PUBLIC_PACKAGE_PREFIX = "/semantik.v1."

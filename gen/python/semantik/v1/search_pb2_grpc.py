@@ -26,7 +26,7 @@ if _version_not_supported:
 
 
 class SearchServiceStub:
-    """Search by meaning over a collection.
+    """Search by meaning, by keywords, or both.
     """
 
     def __init__(self, channel):
@@ -43,11 +43,12 @@ class SearchServiceStub:
 
 
 class SearchServiceServicer:
-    """Search by meaning over a collection.
+    """Search by meaning, by keywords, or both.
     """
 
     def Search(self, request, context):
-        """Dense top-k search over one collection, hydrated with chunk text.
+        """Top-k chunks of one collection (`collection`) or several (`collections`),
+        hydrated with their text, filtered inside the vector engine.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -70,7 +71,7 @@ def add_SearchServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class SearchService:
-    """Search by meaning over a collection.
+    """Search by meaning, by keywords, or both.
     """
 
     @staticmethod

@@ -24,39 +24,43 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#semantik/internal/v1/embedder.proto\x12\x14semantik.internal.v1\"\xa5\x01\n\x0c\x45mbedRequest\x12\x14\n\x05texts\x18\x01 \x03(\tR\x05texts\x12\x33\n\x04kind\x18\x02 \x01(\x0e\x32\x1f.semantik.internal.v1.InputKindR\x04kind\x12\x1e\n\ndimensions\x18\x03 \x01(\x05R\ndimensions\x12\x16\n\x06strict\x18\x04 \x01(\x08R\x06strict\x12\x12\n\x04task\x18\x05 \x01(\tR\x04task\"b\n\tEmbedding\x12\x16\n\x06values\x18\x01 \x03(\x02R\x06values\x12\x1f\n\x0btoken_count\x18\x02 \x01(\x05R\ntokenCount\x12\x1c\n\ttruncated\x18\x03 \x01(\x08R\ttruncated\"P\n\rEmbedResponse\x12?\n\nembeddings\x18\x01 \x03(\x0b\x32\x1f.semantik.internal.v1.EmbeddingR\nembeddings\"\xca\x01\n\x12\x45mbedStreamRequest\x12\x14\n\x05texts\x18\x01 \x03(\tR\x05texts\x12\x33\n\x04kind\x18\x02 \x01(\x0e\x32\x1f.semantik.internal.v1.InputKindR\x04kind\x12\x1d\n\nrequest_id\x18\x03 \x01(\tR\trequestId\x12\x1e\n\ndimensions\x18\x04 \x01(\x05R\ndimensions\x12\x16\n\x06strict\x18\x05 \x01(\x08R\x06strict\x12\x12\n\x04task\x18\x06 \x01(\tR\x04task\"u\n\x13\x45mbedStreamResponse\x12?\n\nembeddings\x18\x01 \x03(\x0b\x32\x1f.semantik.internal.v1.EmbeddingR\nembeddings\x12\x1d\n\nrequest_id\x18\x02 \x01(\tR\trequestId\"\'\n\x0fTokenizeRequest\x12\x14\n\x05texts\x18\x01 \x03(\tR\x05texts\":\n\x0cTokenization\x12\x16\n\x06starts\x18\x01 \x03(\x05R\x06starts\x12\x12\n\x04\x65nds\x18\x02 \x03(\x05R\x04\x65nds\"\\\n\x10TokenizeResponse\x12H\n\rtokenizations\x18\x01 \x03(\x0b\x32\".semantik.internal.v1.TokenizationR\rtokenizations\"s\n\x12\x43ountTokensRequest\x12\x14\n\x05texts\x18\x01 \x03(\tR\x05texts\x12\x33\n\x04kind\x18\x02 \x01(\x0e\x32\x1f.semantik.internal.v1.InputKindR\x04kind\x12\x12\n\x04task\x18\x03 \x01(\tR\x04task\"W\n\x13\x43ountTokensResponse\x12!\n\x0ctoken_counts\x18\x01 \x03(\x05R\x0btokenCounts\x12\x1d\n\nmax_tokens\x18\x02 \x01(\x05R\tmaxTokens\"\r\n\x0bInfoRequest\"\x8c\x03\n\x0cInfoResponse\x12\x14\n\x05model\x18\x01 \x01(\tR\x05model\x12\x1e\n\ndimensions\x18\x02 \x01(\x05R\ndimensions\x12\x1d\n\nmax_tokens\x18\x03 \x01(\x05R\tmaxTokens\x12\x1c\n\tprecision\x18\x04 \x01(\tR\tprecision\x12\x16\n\x06\x64\x65vice\x18\x05 \x01(\tR\x06\x64\x65vice\x12!\n\x0cmemory_bytes\x18\x06 \x01(\x03R\x0bmemoryBytes\x12\x18\n\x07pooling\x18\x07 \x01(\tR\x07pooling\x12%\n\x0emin_dimensions\x18\x08 \x01(\x05R\rminDimensions\x12\x1e\n\nnormalized\x18\t \x01(\x08R\nnormalized\x12!\n\x0cquery_prompt\x18\n \x01(\tR\x0bqueryPrompt\x12\'\n\x0f\x64ocument_prompt\x18\x0b \x01(\tR\x0e\x64ocumentPrompt\x12!\n\x0cpadding_side\x18\x0c \x01(\tR\x0bpaddingSide*V\n\tInputKind\x12\x1a\n\x16INPUT_KIND_UNSPECIFIED\x10\x00\x12\x17\n\x13INPUT_KIND_DOCUMENT\x10\x01\x12\x14\n\x10INPUT_KIND_QUERY\x10\x02\x32\xd9\x03\n\x0f\x45mbedderService\x12P\n\x05\x45mbed\x12\".semantik.internal.v1.EmbedRequest\x1a#.semantik.internal.v1.EmbedResponse\x12\x66\n\x0b\x45mbedStream\x12(.semantik.internal.v1.EmbedStreamRequest\x1a).semantik.internal.v1.EmbedStreamResponse(\x01\x30\x01\x12Y\n\x08Tokenize\x12%.semantik.internal.v1.TokenizeRequest\x1a&.semantik.internal.v1.TokenizeResponse\x12\x62\n\x0b\x43ountTokens\x12(.semantik.internal.v1.CountTokensRequest\x1a).semantik.internal.v1.CountTokensResponse\x12M\n\x04Info\x12!.semantik.internal.v1.InfoRequest\x1a\".semantik.internal.v1.InfoResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#semantik/internal/v1/embedder.proto\x12\x14semantik.internal.v1\"[\n\rRerankRequest\x12\x14\n\x05query\x18\x01 \x01(\tR\x05query\x12\x1c\n\tdocuments\x18\x02 \x03(\tR\tdocuments\x12\x16\n\x06strict\x18\x03 \x01(\x08R\x06strict\"\\\n\x0eRerankResponse\x12\x16\n\x06scores\x18\x01 \x03(\x02R\x06scores\x12\x14\n\x05model\x18\x02 \x01(\tR\x05model\x12\x1c\n\ttruncated\x18\x03 \x03(\x05R\ttruncated\"\xa5\x01\n\x0c\x45mbedRequest\x12\x14\n\x05texts\x18\x01 \x03(\tR\x05texts\x12\x33\n\x04kind\x18\x02 \x01(\x0e\x32\x1f.semantik.internal.v1.InputKindR\x04kind\x12\x1e\n\ndimensions\x18\x03 \x01(\x05R\ndimensions\x12\x16\n\x06strict\x18\x04 \x01(\x08R\x06strict\x12\x12\n\x04task\x18\x05 \x01(\tR\x04task\"b\n\tEmbedding\x12\x16\n\x06values\x18\x01 \x03(\x02R\x06values\x12\x1f\n\x0btoken_count\x18\x02 \x01(\x05R\ntokenCount\x12\x1c\n\ttruncated\x18\x03 \x01(\x08R\ttruncated\"P\n\rEmbedResponse\x12?\n\nembeddings\x18\x01 \x03(\x0b\x32\x1f.semantik.internal.v1.EmbeddingR\nembeddings\"\xca\x01\n\x12\x45mbedStreamRequest\x12\x14\n\x05texts\x18\x01 \x03(\tR\x05texts\x12\x33\n\x04kind\x18\x02 \x01(\x0e\x32\x1f.semantik.internal.v1.InputKindR\x04kind\x12\x1d\n\nrequest_id\x18\x03 \x01(\tR\trequestId\x12\x1e\n\ndimensions\x18\x04 \x01(\x05R\ndimensions\x12\x16\n\x06strict\x18\x05 \x01(\x08R\x06strict\x12\x12\n\x04task\x18\x06 \x01(\tR\x04task\"u\n\x13\x45mbedStreamResponse\x12?\n\nembeddings\x18\x01 \x03(\x0b\x32\x1f.semantik.internal.v1.EmbeddingR\nembeddings\x12\x1d\n\nrequest_id\x18\x02 \x01(\tR\trequestId\"\'\n\x0fTokenizeRequest\x12\x14\n\x05texts\x18\x01 \x03(\tR\x05texts\":\n\x0cTokenization\x12\x16\n\x06starts\x18\x01 \x03(\x05R\x06starts\x12\x12\n\x04\x65nds\x18\x02 \x03(\x05R\x04\x65nds\"\\\n\x10TokenizeResponse\x12H\n\rtokenizations\x18\x01 \x03(\x0b\x32\".semantik.internal.v1.TokenizationR\rtokenizations\"s\n\x12\x43ountTokensRequest\x12\x14\n\x05texts\x18\x01 \x03(\tR\x05texts\x12\x33\n\x04kind\x18\x02 \x01(\x0e\x32\x1f.semantik.internal.v1.InputKindR\x04kind\x12\x12\n\x04task\x18\x03 \x01(\tR\x04task\"W\n\x13\x43ountTokensResponse\x12!\n\x0ctoken_counts\x18\x01 \x03(\x05R\x0btokenCounts\x12\x1d\n\nmax_tokens\x18\x02 \x01(\x05R\tmaxTokens\"\r\n\x0bInfoRequest\"\x8c\x03\n\x0cInfoResponse\x12\x14\n\x05model\x18\x01 \x01(\tR\x05model\x12\x1e\n\ndimensions\x18\x02 \x01(\x05R\ndimensions\x12\x1d\n\nmax_tokens\x18\x03 \x01(\x05R\tmaxTokens\x12\x1c\n\tprecision\x18\x04 \x01(\tR\tprecision\x12\x16\n\x06\x64\x65vice\x18\x05 \x01(\tR\x06\x64\x65vice\x12!\n\x0cmemory_bytes\x18\x06 \x01(\x03R\x0bmemoryBytes\x12\x18\n\x07pooling\x18\x07 \x01(\tR\x07pooling\x12%\n\x0emin_dimensions\x18\x08 \x01(\x05R\rminDimensions\x12\x1e\n\nnormalized\x18\t \x01(\x08R\nnormalized\x12!\n\x0cquery_prompt\x18\n \x01(\tR\x0bqueryPrompt\x12\'\n\x0f\x64ocument_prompt\x18\x0b \x01(\tR\x0e\x64ocumentPrompt\x12!\n\x0cpadding_side\x18\x0c \x01(\tR\x0bpaddingSide*V\n\tInputKind\x12\x1a\n\x16INPUT_KIND_UNSPECIFIED\x10\x00\x12\x17\n\x13INPUT_KIND_DOCUMENT\x10\x01\x12\x14\n\x10INPUT_KIND_QUERY\x10\x02\x32\xae\x04\n\x0f\x45mbedderService\x12P\n\x05\x45mbed\x12\".semantik.internal.v1.EmbedRequest\x1a#.semantik.internal.v1.EmbedResponse\x12\x66\n\x0b\x45mbedStream\x12(.semantik.internal.v1.EmbedStreamRequest\x1a).semantik.internal.v1.EmbedStreamResponse(\x01\x30\x01\x12Y\n\x08Tokenize\x12%.semantik.internal.v1.TokenizeRequest\x1a&.semantik.internal.v1.TokenizeResponse\x12\x62\n\x0b\x43ountTokens\x12(.semantik.internal.v1.CountTokensRequest\x1a).semantik.internal.v1.CountTokensResponse\x12M\n\x04Info\x12!.semantik.internal.v1.InfoRequest\x1a\".semantik.internal.v1.InfoResponse\x12S\n\x06Rerank\x12#.semantik.internal.v1.RerankRequest\x1a$.semantik.internal.v1.RerankResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'semantik.internal.v1.embedder_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_INPUTKIND']._serialized_start=1550
-  _globals['_INPUTKIND']._serialized_end=1636
-  _globals['_EMBEDREQUEST']._serialized_start=62
-  _globals['_EMBEDREQUEST']._serialized_end=227
-  _globals['_EMBEDDING']._serialized_start=229
-  _globals['_EMBEDDING']._serialized_end=327
-  _globals['_EMBEDRESPONSE']._serialized_start=329
-  _globals['_EMBEDRESPONSE']._serialized_end=409
-  _globals['_EMBEDSTREAMREQUEST']._serialized_start=412
-  _globals['_EMBEDSTREAMREQUEST']._serialized_end=614
-  _globals['_EMBEDSTREAMRESPONSE']._serialized_start=616
-  _globals['_EMBEDSTREAMRESPONSE']._serialized_end=733
-  _globals['_TOKENIZEREQUEST']._serialized_start=735
-  _globals['_TOKENIZEREQUEST']._serialized_end=774
-  _globals['_TOKENIZATION']._serialized_start=776
-  _globals['_TOKENIZATION']._serialized_end=834
-  _globals['_TOKENIZERESPONSE']._serialized_start=836
-  _globals['_TOKENIZERESPONSE']._serialized_end=928
-  _globals['_COUNTTOKENSREQUEST']._serialized_start=930
-  _globals['_COUNTTOKENSREQUEST']._serialized_end=1045
-  _globals['_COUNTTOKENSRESPONSE']._serialized_start=1047
-  _globals['_COUNTTOKENSRESPONSE']._serialized_end=1134
-  _globals['_INFOREQUEST']._serialized_start=1136
-  _globals['_INFOREQUEST']._serialized_end=1149
-  _globals['_INFORESPONSE']._serialized_start=1152
-  _globals['_INFORESPONSE']._serialized_end=1548
-  _globals['_EMBEDDERSERVICE']._serialized_start=1639
-  _globals['_EMBEDDERSERVICE']._serialized_end=2112
+  _globals['_INPUTKIND']._serialized_start=1737
+  _globals['_INPUTKIND']._serialized_end=1823
+  _globals['_RERANKREQUEST']._serialized_start=61
+  _globals['_RERANKREQUEST']._serialized_end=152
+  _globals['_RERANKRESPONSE']._serialized_start=154
+  _globals['_RERANKRESPONSE']._serialized_end=246
+  _globals['_EMBEDREQUEST']._serialized_start=249
+  _globals['_EMBEDREQUEST']._serialized_end=414
+  _globals['_EMBEDDING']._serialized_start=416
+  _globals['_EMBEDDING']._serialized_end=514
+  _globals['_EMBEDRESPONSE']._serialized_start=516
+  _globals['_EMBEDRESPONSE']._serialized_end=596
+  _globals['_EMBEDSTREAMREQUEST']._serialized_start=599
+  _globals['_EMBEDSTREAMREQUEST']._serialized_end=801
+  _globals['_EMBEDSTREAMRESPONSE']._serialized_start=803
+  _globals['_EMBEDSTREAMRESPONSE']._serialized_end=920
+  _globals['_TOKENIZEREQUEST']._serialized_start=922
+  _globals['_TOKENIZEREQUEST']._serialized_end=961
+  _globals['_TOKENIZATION']._serialized_start=963
+  _globals['_TOKENIZATION']._serialized_end=1021
+  _globals['_TOKENIZERESPONSE']._serialized_start=1023
+  _globals['_TOKENIZERESPONSE']._serialized_end=1115
+  _globals['_COUNTTOKENSREQUEST']._serialized_start=1117
+  _globals['_COUNTTOKENSREQUEST']._serialized_end=1232
+  _globals['_COUNTTOKENSRESPONSE']._serialized_start=1234
+  _globals['_COUNTTOKENSRESPONSE']._serialized_end=1321
+  _globals['_INFOREQUEST']._serialized_start=1323
+  _globals['_INFOREQUEST']._serialized_end=1336
+  _globals['_INFORESPONSE']._serialized_start=1339
+  _globals['_INFORESPONSE']._serialized_end=1735
+  _globals['_EMBEDDERSERVICE']._serialized_start=1826
+  _globals['_EMBEDDERSERVICE']._serialized_end=2384
 # @@protoc_insertion_point(module_scope)

@@ -16,6 +16,26 @@ INPUT_KIND_UNSPECIFIED: InputKind
 INPUT_KIND_DOCUMENT: InputKind
 INPUT_KIND_QUERY: InputKind
 
+class RerankRequest(_message.Message):
+    __slots__ = ("query", "documents", "strict")
+    QUERY_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENTS_FIELD_NUMBER: _ClassVar[int]
+    STRICT_FIELD_NUMBER: _ClassVar[int]
+    query: str
+    documents: _containers.RepeatedScalarFieldContainer[str]
+    strict: bool
+    def __init__(self, query: _Optional[str] = ..., documents: _Optional[_Iterable[str]] = ..., strict: _Optional[bool] = ...) -> None: ...
+
+class RerankResponse(_message.Message):
+    __slots__ = ("scores", "model", "truncated")
+    SCORES_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    scores: _containers.RepeatedScalarFieldContainer[float]
+    model: str
+    truncated: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, scores: _Optional[_Iterable[float]] = ..., model: _Optional[str] = ..., truncated: _Optional[_Iterable[int]] = ...) -> None: ...
+
 class EmbedRequest(_message.Message):
     __slots__ = ("texts", "kind", "dimensions", "strict", "task")
     TEXTS_FIELD_NUMBER: _ClassVar[int]

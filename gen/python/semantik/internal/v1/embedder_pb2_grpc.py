@@ -60,6 +60,11 @@ class EmbedderServiceStub:
                 request_serializer=semantik_dot_internal_dot_v1_dot_embedder__pb2.InfoRequest.SerializeToString,
                 response_deserializer=semantik_dot_internal_dot_v1_dot_embedder__pb2.InfoResponse.FromString,
                 _registered_method=True)
+        self.Rerank = channel.unary_unary(
+                '/semantik.internal.v1.EmbedderService/Rerank',
+                request_serializer=semantik_dot_internal_dot_v1_dot_embedder__pb2.RerankRequest.SerializeToString,
+                response_deserializer=semantik_dot_internal_dot_v1_dot_embedder__pb2.RerankResponse.FromString,
+                _registered_method=True)
 
 
 class EmbedderServiceServicer:
@@ -104,6 +109,15 @@ class EmbedderServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Rerank(self, request, context):
+        """Scores (query, document) pairs with the reranker (a cross-encoder), in
+        the same batching queue and back-pressure as embeddings.
+        FAILED_PRECONDITION when no reranker is configured.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EmbedderServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -131,6 +145,11 @@ def add_EmbedderServiceServicer_to_server(servicer, server):
                     servicer.Info,
                     request_deserializer=semantik_dot_internal_dot_v1_dot_embedder__pb2.InfoRequest.FromString,
                     response_serializer=semantik_dot_internal_dot_v1_dot_embedder__pb2.InfoResponse.SerializeToString,
+            ),
+            'Rerank': grpc.unary_unary_rpc_method_handler(
+                    servicer.Rerank,
+                    request_deserializer=semantik_dot_internal_dot_v1_dot_embedder__pb2.RerankRequest.FromString,
+                    response_serializer=semantik_dot_internal_dot_v1_dot_embedder__pb2.RerankResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -269,6 +288,33 @@ class EmbedderService:
             '/semantik.internal.v1.EmbedderService/Info',
             semantik_dot_internal_dot_v1_dot_embedder__pb2.InfoRequest.SerializeToString,
             semantik_dot_internal_dot_v1_dot_embedder__pb2.InfoResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Rerank(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/semantik.internal.v1.EmbedderService/Rerank',
+            semantik_dot_internal_dot_v1_dot_embedder__pb2.RerankRequest.SerializeToString,
+            semantik_dot_internal_dot_v1_dot_embedder__pb2.RerankResponse.FromString,
             options,
             channel_credentials,
             insecure,

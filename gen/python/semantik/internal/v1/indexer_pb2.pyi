@@ -1,3 +1,4 @@
+from semantik.v1 import search_pb2 as _search_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -51,14 +52,28 @@ class StartImportResponse(_message.Message):
     def __init__(self, job_id: _Optional[str] = ...) -> None: ...
 
 class QueryVectorsRequest(_message.Message):
-    __slots__ = ("collection_id", "vector", "limit")
+    __slots__ = ("collection_id", "vector", "limit", "query_text", "mode", "fusion", "prefetch_limit", "filter", "offset", "score_threshold")
     COLLECTION_ID_FIELD_NUMBER: _ClassVar[int]
     VECTOR_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
+    QUERY_TEXT_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    FUSION_FIELD_NUMBER: _ClassVar[int]
+    PREFETCH_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    SCORE_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     collection_id: str
     vector: _containers.RepeatedScalarFieldContainer[float]
     limit: int
-    def __init__(self, collection_id: _Optional[str] = ..., vector: _Optional[_Iterable[float]] = ..., limit: _Optional[int] = ...) -> None: ...
+    query_text: str
+    mode: _search_pb2.SearchMode
+    fusion: _search_pb2.Fusion
+    prefetch_limit: int
+    filter: _search_pb2.SearchFilter
+    offset: int
+    score_threshold: float
+    def __init__(self, collection_id: _Optional[str] = ..., vector: _Optional[_Iterable[float]] = ..., limit: _Optional[int] = ..., query_text: _Optional[str] = ..., mode: _Optional[_Union[_search_pb2.SearchMode, str]] = ..., fusion: _Optional[_Union[_search_pb2.Fusion, str]] = ..., prefetch_limit: _Optional[int] = ..., filter: _Optional[_Union[_search_pb2.SearchFilter, _Mapping]] = ..., offset: _Optional[int] = ..., score_threshold: _Optional[float] = ...) -> None: ...
 
 class VectorHit(_message.Message):
     __slots__ = ("chunk_id", "score")

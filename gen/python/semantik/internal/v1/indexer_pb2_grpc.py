@@ -85,7 +85,11 @@ class IndexerServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def QueryVectors(self, request, context):
-        """Nearest chunks to a query vector.
+        """Best chunks for a query: dense (nearest to `vector`), sparse (BM25 of
+        `query_text`, analysed here as at index time) or hybrid (both, fused in
+        the engine in one query), with the filter applied inside the engine.
+        FAILED_PRECONDITION for sparse or hybrid on a collection made before
+        sparse vectors existed (reindex it).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -1,0 +1,1 @@
+"""The gateway's search domain: request checks and paging, merging, highlights."""
