@@ -18,6 +18,7 @@ import pytest
 from semantik.v1 import auth_pb2, auth_pb2_grpc
 from semantik_runner.envoy import EdgeSettings
 from semantik_runner.mesh import Mesh, MeshPorts
+from tests.embedder.tiny_rerankers import build_cross_encoder
 
 ADMIN_USER = "admin"
 ADMIN_PASSWORD = "correct horse battery staple"
@@ -37,7 +38,10 @@ def mesh() -> Iterator[Mesh]:
         rate_limit_per_key=unlimited,
         rate_limit_per_key_burst=unlimited,
     )
-    running = Mesh(root, MeshPorts.free(), edge=edge)
+    # No reranker weights ship offline: a tiny random cross-encoder stands in,
+    # so the reranking path runs end to end (its scores, not its quality).
+    reranker = build_cross_encoder(root / "reranker")
+    running = Mesh(root, MeshPorts.free(), edge=edge, extra_env={"RERANKER_MODEL": str(reranker)})
     running.start(timeout_s=300)
     running.bootstrap_admin(ADMIN_USER, ADMIN_PASSWORD)
     yield running

@@ -10,7 +10,10 @@ import grpc
 import pytest
 from google.protobuf import timestamp_pb2
 
+from semantik.internal.v1 import embedder_pb2, embedder_pb2_grpc
 from semantik.v1 import collection_pb2, document_pb2, operation_pb2, search_pb2
+from semantik_runner.mesh import Mesh
+from servicekit import service_auth
 from tests.e2e.conftest import Api
 
 # 40 short notes on one subject in two folders and two formats, plus two that
@@ -195,7 +198,23 @@ def test_score_threshold_drops_weak_results(api: Api, indexed: Path) -> None:
     assert all(r.score >= cut for r in kept.results)
 
 
-def test_rerank_without_a_reranker_is_failed_precondition(api: Api, indexed: Path) -> None:
-    with pytest.raises(grpc.RpcError) as error:
-        _search(api, query="valve", rerank=search_pb2.RerankOptions(enabled=True))
-    assert error.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+def test_rerank_orders_by_the_rerankers_scores(api: Api, indexed: Path, mesh: Mesh) -> None:
+    query = "fuel pump valve replacement"
+    candidates = _search(api, query=query, top_k=20)
+    reranked = _search(
+        api, query=query, top_k=5, rerank=search_pb2.RerankOptions(enabled=True, top_n=20)
+    )
+    assert reranked.timing.rerank_ms > 0
+    assert len(reranked.results) == 5
+    scores = [r.score for r in reranked.results]
+    assert scores == sorted(scores, reverse=True)
+    # The five come from the 20 candidates, and their scores are the reranker's own.
+    assert {r.text for r in reranked.results} <= {r.text for r in candidates.results}
+    with grpc.insecure_channel(mesh.embedder.address) as channel:
+        direct = embedder_pb2_grpc.EmbedderServiceStub(channel).Rerank(
+            embedder_pb2.RerankRequest(query=query, documents=[r.text for r in candidates.results]),
+            metadata=[(service_auth.METADATA_KEY, mesh.service_token)],
+            timeout=60,
+        )
+    best = sorted(direct.scores, reverse=True)[:5]
+    assert scores == pytest.approx(best, abs=1e-4)
