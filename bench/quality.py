@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
-import importlib
 import json
 import os
 import platform
@@ -26,7 +25,6 @@ import re
 import statistics
 import tempfile
 import time
-import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,8 +32,7 @@ from typing import Any
 
 import bm25s  # type: ignore[import-untyped,unused-ignore]
 import grpc
-import Stemmer  # type: ignore[import-not-found,unused-ignore]
-from bm25s.stopwords import STOPWORDS_EN  # type: ignore[import-untyped,unused-ignore]
+import Stemmer
 
 from bench.datasets import documents, load
 from bench.metrics import Scores, best_rank_documents, evaluate
@@ -51,6 +48,7 @@ from semantik.v1 import (
 )
 from semantik_cli.channels import public_channel
 from semantik_runner.mesh import Mesh, MeshPorts
+from textkit.analyzer import terms
 
 RESULTS = Path(__file__).resolve().parent / "results" / "quality.json"
 DATASET_NAMES = ("cranfield", "cisi")
@@ -112,36 +110,9 @@ def load_dataset(name: str) -> Dataset:
 
 # --- the analyser's terms -------------------------------------------------
 
-# TEMPORARY stand-in for textkit.analyzer (not there yet when this was written):
-# lower-case, accent folding, bm25s's word pattern, bm25s's English stop list
-# (Lucene's 33 words), Snowball English. Used only while `textkit.analyzer`
-# cannot be imported; the JSON's parameters.analyzer says which one ran.
-_WORD = re.compile(r"(?u)\b\w\w+\b")
-_STANDIN_STEMMER = Stemmer.Stemmer("english")
-_STANDIN_STOP_WORDS = frozenset(STOPWORDS_EN)
-
-
-def _standin_terms(text: str) -> list[str]:
-    folded = "".join(
-        char
-        for char in unicodedata.normalize("NFKD", text.lower())
-        if not unicodedata.combining(char)
-    )
-    words = [word for word in _WORD.findall(folded) if word not in _STANDIN_STOP_WORDS]
-    stemmed: list[str] = _STANDIN_STEMMER.stemWords(words)
-    return stemmed
-
 
 def analyzer_terms() -> tuple[Callable[[str], list[str]], str]:
-    """Our analyser's terms (`textkit.analyzer.analyze`), or the stand-in and its label."""
-    try:
-        module: Any = importlib.import_module("textkit.analyzer")
-    except ImportError:
-        return _standin_terms, "TEMPORARY stand-in (Snowball English + bm25s stop words)"
-
-    def terms(text: str) -> list[str]:
-        return [str(token.term) for token in module.analyze(text)]
-
+    """Our analyser's terms (the index's own, `textkit.analyzer.terms`) and its label."""
     return terms, "textkit.analyzer"
 
 

@@ -533,7 +533,6 @@ def render_preset(
     settings: EdgeSettings | None = None,
     *,
     tls: bool = False,
-    cors_origin_regex: str | None = None,
 ) -> str:
     """A deployment's config. `settings` default to `EdgeSettings()` (not the
     environment), so the copies under deploy/ are reproducible. With `tls`, a
@@ -541,8 +540,6 @@ def render_preset(
     and tls_key override them)."""
     preset = PRESETS[name]
     settings = settings or EdgeSettings()
-    if cors_origin_regex is not None:
-        settings = dataclasses.replace(settings, cors_origin_regex=cors_origin_regex)
     return render_config(
         listen_host=str(preset["listen_host"]),
         listen_port=int(str(preset["listen_port"])),

@@ -129,7 +129,7 @@ class Mesh:
             gateway_port=p.gateway,
             tls_port=p.envoy_tls,
             # Without SEMANTIK_TLS_CERT/KEY: a self-signed localhost certificate, made once.
-            dev_cert_dir=self.data_dir / "secrets",
+            dev_cert_dir=self.data_dir / secret_files.SECRETS_DIR,
             settings=self.edge if self.edge is not None else EdgeSettings.from_env(),
         )
 
@@ -148,7 +148,7 @@ class Mesh:
     @property
     def json_tls_url(self) -> str:
         """The JSON API over TLS (trust `self.envoy.tls_cert` once Envoy started)."""
-        return f"https://{HOST}:{self.ports.envoy_tls}"
+        return self.envoy.tls_url
 
     def start(self, timeout_s: float = 180.0) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,7 @@ SECRETS_DIR = "secrets"
 
 def load_or_create(data_dir: Path, name: str, nbytes: int = 32) -> tuple[str, bool]:
     """(value, created): the secret stored under `data_dir`, made when absent."""
-    path = data_dir / SECRETS_DIR / name
+    path = path_of(data_dir, name)
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     path.parent.chmod(0o700)
     try:

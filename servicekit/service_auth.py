@@ -21,9 +21,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import grpc
-from google.rpc import error_details_pb2
 
-from servicekit.errors import ServiceError
+from servicekit.errors import unauthenticated
 from servicekit.grpc_types import ServicerContext
 
 TOKEN_ENV = "SERVICE_TOKEN"
@@ -75,11 +74,7 @@ def _service_of(method: str) -> str:
     return method.lstrip("/").split("/", 1)[0]
 
 
-_UNAUTHENTICATED = ServiceError(
-    grpc.StatusCode.UNAUTHENTICATED,
-    "missing or invalid service token",
-    [error_details_pb2.ErrorInfo(reason=ERROR_REASON, domain="semantik")],
-)
+_UNAUTHENTICATED = unauthenticated("missing or invalid service token", ERROR_REASON)
 
 
 async def _reject(_request: Any, context: ServicerContext) -> None:

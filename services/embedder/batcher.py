@@ -67,22 +67,14 @@ def _release_cached_memory() -> None:
 T = TypeVar("T")
 
 
-class Work(enum.Enum):
-    """What a forward pass computes: which model runs it and what a row yields."""
-
-    EMBED = "embed"  # a vector per text, on the embedding model
-    RERANK = "rerank"  # a score per (query, document) pair, on the reranker
-
-
 class Lane(enum.IntEnum):
-    """Priorities, served in this order (lowest value first)."""
+    """Priorities, served in this order (lowest value first). The RERANK lane
+    runs on the reranker (a score per pair), the others on the embedding
+    model (a vector per text), so a batch always runs on one model."""
 
     QUERY = 0
     RERANK = 1
     DOCUMENT = 2
-
-
-WORK_OF_LANE = {Lane.QUERY: Work.EMBED, Lane.RERANK: Work.RERANK, Lane.DOCUMENT: Work.EMBED}
 
 
 @dataclass(eq=False)
@@ -261,6 +253,11 @@ class Batcher:
             check=check,
         )
 
+    @property
+    def reranker(self) -> Reranker | None:
+        """The reranker this batcher runs, if one is configured."""
+        return self._reranker
+
     async def _submit(
         self,
         lane: Lane,
@@ -314,9 +311,9 @@ class Batcher:
             while not self._inbox.empty():
                 self._admit(*self._inbox.get_nowait())
             try:
-                work, batch = self._next_batch()
+                lane, batch = self._next_batch()
                 if batch:
-                    await self._forward(work, batch)
+                    await self._forward(lane, batch)
             except Exception:
                 # A bug here must not stop the one worker, or every later
                 # request would hang; the affected callers get their errors.
@@ -327,11 +324,10 @@ class Batcher:
             _Item(request, index, len(encoded.ids)) for index, encoded in enumerate(request.encoded)
         )
 
-    def _next_batch(self) -> tuple[Work, list[_Item]]:
+    def _next_batch(self) -> tuple[Lane, list[_Item]]:
         """The next batch of the busiest-priority lane; one kind of work."""
         priority = next((p for p in Lane if self._lanes[p]), Lane.DOCUMENT)
         lane = self._lanes[priority]
-        work = WORK_OF_LANE[priority]
         now = self._clock()
         if not lane.planned:
             window: list[_Item] = []
@@ -344,9 +340,9 @@ class Batcher:
                     tokens += item.length
             lane.planned.extend(plan_batches(window, self._max_batch_tokens))
         if not lane.planned:
-            return work, []
+            return priority, []
         # Checked again when the batch runs: callers may have left since planning.
-        return work, [item for item in lane.planned.popleft() if self._alive(item.request, now)]
+        return priority, [item for item in lane.planned.popleft() if self._alive(item.request, now)]
 
     @staticmethod
     def _alive(request: _Request, now: float) -> bool:
@@ -360,16 +356,16 @@ class Batcher:
             return False
         return True
 
-    async def _forward(self, work: Work, batch: list[_Item]) -> None:
+    async def _forward(self, lane: Lane, batch: list[_Item]) -> None:
         rows = [item.request.encoded[item.index] for item in batch]
         loop = asyncio.get_running_loop()
         started = self._clock()
         try:
             results = await loop.run_in_executor(
-                self._executor, self._forward_splitting, work, rows
+                self._executor, self._forward_splitting, lane, rows
             )
         except Exception as exc:
-            log.exception("%s forward pass over %d rows failed", work.value, len(batch))
+            log.exception("%s forward pass over %d rows failed", lane.name.lower(), len(batch))
             for item in batch:
                 if not item.request.future.done():
                     item.request.future.set_exception(exc)
@@ -383,14 +379,14 @@ class Batcher:
             else:
                 self._deliver(item, result)
 
-    def _run_model(self, work: Work, rows: list[Encoded]) -> list[Any]:
-        """One forward pass of `work` over `rows`: a vector or a score per row."""
-        if work is Work.RERANK:
+    def _run_model(self, lane: Lane, rows: list[Encoded]) -> list[Any]:
+        """One forward pass of `lane`'s model over `rows`: a vector or a score per row."""
+        if lane is Lane.RERANK:
             assert self._reranker is not None  # rerank() admits nothing without one
             return list(self._reranker.forward(rows))
         return list(self._model.forward([row.ids for row in rows]))
 
-    def _forward_splitting(self, work: Work, rows: list[Encoded]) -> list[Any]:
+    def _forward_splitting(self, lane: Lane, rows: list[Encoded]) -> list[Any]:
         """One result per row, or the error (ServiceError) of a row that alone
         does not fit.
 
@@ -398,14 +394,14 @@ class Batcher:
         (the rows are sorted longest first, so the first half is the larger).
         """
         try:
-            results = self._run_model(work, rows)
+            results = self._run_model(lane, rows)
         except Exception as exc:
             if not is_out_of_memory(exc):
                 raise
             _release_cached_memory()
             padded = len(rows) * max(len(row.ids) for row in rows)
             if len(rows) == 1:
-                what = "pair" if work is Work.RERANK else "text"
+                what = "pair" if lane is Lane.RERANK else "text"
                 log.warning("one %s of %d tokens does not fit in memory", what, padded)
                 return [
                     resource_exhausted(
@@ -422,8 +418,8 @@ class Batcher:
                 self._max_batch_tokens,
             )
             half = (len(rows) + 1) // 2
-            return self._forward_splitting(work, rows[:half]) + self._forward_splitting(
-                work, rows[half:]
+            return self._forward_splitting(lane, rows[:half]) + self._forward_splitting(
+                lane, rows[half:]
             )
         return results
 

@@ -10,14 +10,13 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from semantik.internal.v1 import embedder_pb2, embedder_pb2_grpc
 from servicekit.errors import (
     FieldViolations,
-    failed_precondition,
     invalid_argument,
     unavailable,
 )
 from servicekit.grpc_types import ServicerContext
 from services.embedder.batcher import Batcher
 from services.embedder.model import EmbeddingModel, Embeddings, Encoded, truncate_dimensions
-from services.embedder.reranker import QueryTooLong, Reranker
+from services.embedder.reranker import QueryTooLong
 
 Context = ServicerContext
 
@@ -99,35 +98,19 @@ def validate_rerank(request: embedder_pb2.RerankRequest) -> None:
     violations.raise_if_any()
 
 
-def strict_pair_check(max_tokens: int) -> Callable[[Sequence[Encoded]], None]:
-    """Refuses (query, document) pairs the reranker would cut: strict mode."""
-
-    def check(encoded: Sequence[Encoded]) -> None:
-        violations = FieldViolations()
-        for index, pair in enumerate(encoded):
-            if pair.truncated:
-                violations.add(
-                    f"documents[{index}]",
-                    f"with the query, longer than the reranker's limit of {max_tokens} tokens "
-                    "(strict mode)",
-                )
-        violations.raise_if_any()
-
-    return check
-
-
-def strict_check(max_tokens: int, request_id: str = "") -> Callable[[Sequence[Encoded]], None]:
-    """Refuses texts the model would cut: strict mode."""
+def _too_long(max_tokens: int, request_id: str) -> str:
     where = f" (request_id {request_id!r})" if request_id else ""
+    return f"longer than the model's limit of {max_tokens} tokens (strict mode){where}"
+
+
+def strict_check(field: str, description: str) -> Callable[[Sequence[Encoded]], None]:
+    """Refuses inputs the model would cut (strict mode), naming `field[i]` for each."""
 
     def check(encoded: Sequence[Encoded]) -> None:
         violations = FieldViolations()
-        for index, text in enumerate(encoded):
-            if text.truncated:
-                violations.add(
-                    f"texts[{index}]",
-                    f"longer than the model's limit of {max_tokens} tokens (strict mode){where}",
-                )
+        for index, row in enumerate(encoded):
+            if row.truncated:
+                violations.add(f"{field}[{index}]", description)
         violations.raise_if_any()
 
     return check
@@ -160,12 +143,8 @@ class EmbedderHandler(embedder_pb2_grpc.EmbedderServiceServicer):  # type: ignor
     def __init__(self) -> None:
         self._model: EmbeddingModel | None = None
         self._batcher: Batcher | None = None
-        self._reranker: Reranker | None = None
 
-    def attach(
-        self, model: EmbeddingModel, batcher: Batcher, reranker: Reranker | None = None
-    ) -> None:
-        self._reranker = reranker
+    def attach(self, model: EmbeddingModel, batcher: Batcher) -> None:
         self._model = model
         self._batcher = batcher
 
@@ -185,7 +164,9 @@ class EmbedderHandler(embedder_pb2_grpc.EmbedderServiceServicer):  # type: ignor
             query=request.kind == embedder_pb2.INPUT_KIND_QUERY,
             deadline=deadline,
             task=request.task,
-            check=strict_check(model.max_tokens, request_id) if request.strict else None,
+            check=strict_check("texts", _too_long(model.max_tokens, request_id))
+            if request.strict
+            else None,
         )
         return _embeddings(result, request.dimensions, model.normalize)
 
@@ -286,23 +267,22 @@ class EmbedderHandler(embedder_pb2_grpc.EmbedderServiceServicer):  # type: ignor
     ) -> embedder_pb2.RerankResponse:
         validate_rerank(request)
         _, batcher = self._loaded()
-        reranker = self._reranker
-        if reranker is None:
-            raise failed_precondition(
-                "no reranker is configured on this embedder: set RERANKER_MODEL "
-                "(and restart) to serve Rerank",
-                subject="RERANKER_MODEL",
-                violation_type="CONFIGURATION",
+        reranker = batcher.reranker
+        check = None
+        if request.strict and reranker is not None:
+            check = strict_check(
+                "documents",
+                f"with the query, longer than the reranker's limit of {reranker.max_tokens} "
+                "tokens (strict mode)",
             )
         try:
+            # FAILED_PRECONDITION from the batcher when no reranker is configured.
             result = await batcher.rerank(
-                request.query,
-                request.documents,
-                deadline=_deadline(context),
-                check=strict_pair_check(reranker.max_tokens) if request.strict else None,
+                request.query, request.documents, deadline=_deadline(context), check=check
             )
         except QueryTooLong as exc:
             raise invalid_argument({"query": str(exc)}) from exc
+        assert reranker is not None  # rerank() refuses without one
         return embedder_pb2.RerankResponse(
             scores=result.scores.tolist(),
             model=reranker.name,

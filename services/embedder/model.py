@@ -489,6 +489,18 @@ def _from_pretrained(
     return model.to(device)
 
 
+def load_tokenizer(source: ModelSource, what: str) -> tuple[Any, tokenizers.Tokenizer, Any]:
+    """(tokenizer, its Rust backend, pad id: pad token, else end of sequence)."""
+    tokenizer = AutoTokenizer.from_pretrained(str(source.path), local_files_only=True)
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if not isinstance(backend, tokenizers.Tokenizer):
+        raise ModelError(f"{what} {source.name!r} has no fast (Rust) tokenizer")
+    pad_id = tokenizer.pad_token_id
+    if pad_id is None:
+        pad_id = tokenizer.eos_token_id
+    return tokenizer, backend, pad_id
+
+
 def load_model(config: EmbedderConfig) -> EmbeddingModel:
     """Resolves, verifies and loads the configured model. Slow: run it off the event loop."""
     device = resolve_device(config.device)
@@ -503,13 +515,7 @@ def load_model(config: EmbedderConfig) -> EmbeddingModel:
         raise ModelError(f"model {source.name!r}: {exc}") from exc
     torch.set_num_threads(config.torch_num_threads)
 
-    tokenizer = AutoTokenizer.from_pretrained(str(source.path), local_files_only=True)
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    if not isinstance(backend, tokenizers.Tokenizer):
-        raise ModelError(f"model {source.name!r} has no fast (Rust) tokenizer")
-    pad_id = tokenizer.pad_token_id
-    if pad_id is None:
-        pad_id = tokenizer.eos_token_id
+    tokenizer, backend, pad_id = load_tokenizer(source, "model")
     model = _load_weights(source.path, config.quantization, device)
     model_config: Any = model.config
     hidden_size = int(model_config.hidden_size)

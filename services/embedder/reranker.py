@@ -33,7 +33,6 @@ from transformers import (
     AutoConfig,
     AutoModelForCausalLM,
     AutoModelForSequenceClassification,
-    AutoTokenizer,
 )
 
 from services.embedder.config import EmbedderConfig
@@ -43,6 +42,7 @@ from services.embedder.model import (
     ModelSource,
     _from_pretrained,
     check_precision,
+    load_tokenizer,
     memory_bytes,
     resolve_device,
     resolve_model,
@@ -316,13 +316,7 @@ def load_reranker(config: EmbedderConfig) -> Reranker | None:
     setting = "RERANKER_QUANTIZATION" if config.reranker_quantization else "DEFAULT_QUANTIZATION"
     check_precision(precision, device, setting)
 
-    tokenizer = AutoTokenizer.from_pretrained(str(source.path), local_files_only=True)
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    if not isinstance(backend, tokenizers.Tokenizer):
-        raise ModelError(f"reranker {source.name!r} has no fast (Rust) tokenizer")
-    pad_id = tokenizer.pad_token_id
-    if pad_id is None:
-        pad_id = tokenizer.eos_token_id
+    tokenizer, backend, pad_id = load_tokenizer(source, "reranker")
     auto_class = AutoModelForCausalLM if kind == QWEN3 else AutoModelForSequenceClassification
     model = _from_pretrained(source.path, precision, device, auto_class)
     model_config: Any = model.config

@@ -106,7 +106,7 @@ class EmbedderApp:
                 for _ in range(3):
                     await self._batcher.rerank(WARM_UP_QUERY, [WARM_UP_QUERY])
                 await self._batcher.rerank(WARM_UP_QUERY, [WARM_UP_DOCUMENT] * 8)
-            self.handler.attach(model, self._batcher, reranker)
+            self.handler.attach(model, self._batcher)
             self._ready = True
             # InfoResponse describes the embedding model only: the reranker is logged.
             if reranker is not None:

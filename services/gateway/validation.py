@@ -10,7 +10,9 @@ import re
 
 from servicekit.errors import FieldViolations
 
-COLLECTION_ID = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
+# Ids of collections and users (AIP-122).
+RESOURCE_ID = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
+RESOURCE_ID_RULE = "1-63 characters: lower-case letters, digits and hyphens, starting with a letter"
 _UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 _COLLECTION_NAME = re.compile(r"^collections/([a-z][a-z0-9-]{0,62})$")
 _DOCUMENT_NAME = re.compile(rf"^collections/([a-z][a-z0-9-]{{0,62}})/documents/({_UUID})$")
@@ -64,18 +66,15 @@ def check_text(
         violations.add(field, f"at most {max_chars} characters, got {len(value)}")
 
 
-USER_ID = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 _USER_NAME = re.compile(r"^users/([a-z][a-z0-9-]{0,62})$")
 
 
-def check_user_id(user_id: str, field: str, violations: FieldViolations) -> None:
-    if not user_id:
+def check_resource_id(value: str, field: str, violations: FieldViolations) -> None:
+    """A caller-chosen collection or user id (`collection_id`, `user_id`)."""
+    if not value:
         violations.add(field, "required")
-    elif USER_ID.match(user_id) is None:
-        violations.add(
-            field,
-            "1-63 characters: lower-case letters, digits and hyphens, starting with a letter",
-        )
+    elif RESOURCE_ID.match(value) is None:
+        violations.add(field, RESOURCE_ID_RULE)
 
 
 def user_id_of(name: str, field: str, violations: FieldViolations) -> str:

@@ -262,10 +262,6 @@ class EdgeVectorStore:
         layout = self._layouts.get(collection_id)
         return None if layout is None else layout.dimensions
 
-    async def has_sparse(self, collection_id: str) -> bool:
-        """Whether the collection has sparse vectors (for tests and diagnostics)."""
-        return self._layout(collection_id).sparse
-
     async def create_collection(self, collection_id: str, dimensions: int) -> bool:
         path = self._path(collection_id)
         async with self._admin:

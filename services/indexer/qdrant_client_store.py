@@ -203,10 +203,6 @@ class QdrantClientVectorStore:
         layout = await self._layout(collection_id)
         return None if layout is None else layout.dimensions
 
-    async def has_sparse(self, collection_id: str) -> bool:
-        """Whether the collection has sparse vectors (for tests and diagnostics)."""
-        return (await self._require(collection_id)).sparse
-
     async def create_collection(self, collection_id: str, dimensions: int) -> bool:
         check_collection_id(collection_id)
         async with self._admin:

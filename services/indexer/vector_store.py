@@ -125,9 +125,6 @@ class PayloadFilter:
     page_from: int = 0  # inclusive; chunks without a page never match a page range
     page_to: int = 0  # inclusive
 
-    def is_empty(self) -> bool:
-        return self == PayloadFilter()
-
 
 @dataclass(frozen=True)
 class VectorQuery:

@@ -517,17 +517,9 @@ class MetadataHandler:
         self, request: metadata_pb2.ListUsersRequest, context: ServicerContext
     ) -> metadata_pb2.ListUsersResponse:
         size = pagination.page_size(request.page_size)
-        position = pagination.decode_token(request.page_token, "users")
-        after = None
-        if position is not None:
-            after = position.get("after")
-            if not isinstance(after, str):
-                raise pagination.bad_token()
+        after = pagination.after_key(request.page_token, "users", "")
         rows = await self._store.list_users(after, size + 1, self._timeout(context))
-        page = rows[:size]
-        token = ""
-        if len(rows) > size:
-            token = pagination.encode_token("users", after=page[-1]["id"])
+        page, token = pagination.next_page(rows, size, "users", "", "id")
         return metadata_pb2.ListUsersResponse(
             users=[resources.user_message(row) for row in page], next_page_token=token
         )
@@ -830,10 +822,11 @@ def _document_filters(request: metadata_pb2.ListDocumentsRequest) -> DocumentFil
         _check_text(violations, field, value)
         if len(value) > MAX_FILTER_CHARS:
             violations.add(field, f"at most {MAX_FILTER_CHARS} characters")
-    after = request.modified_after.ToDatetime(UTC) if request.HasField("modified_after") else None
-    before = (
-        request.modified_before.ToDatetime(UTC) if request.HasField("modified_before") else None
-    )
+    after = before = None
+    if request.HasField("modified_after"):
+        after = _time(violations, "modified_after", request.modified_after)
+    if request.HasField("modified_before"):
+        before = _time(violations, "modified_before", request.modified_before)
     if after is not None and before is not None and after >= before:
         violations.add("modified_before", "must be later than modified_after")
     violations.raise_if_any()

@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 
 PARTITION_COUNT = 100
-SQL_FUNCTION = "chunk_partition_key"  # defined by migration 0002
 
 
 def partition_key(collection_id: str) -> int:

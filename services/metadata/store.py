@@ -24,13 +24,12 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 import grpc
 
+from semantik.v1 import grant_pb2
 from servicekit.errors import ServiceError, already_exists, unavailable
 from services.metadata import schema
 from services.metadata.config import MetadataConfig
 from services.metadata.partitions import partition_key
 from services.metadata.resources import FINAL_OPERATION_STATES, Row
-
-COLLECTION_ROLE_OWNER = 1  # semantik.v1.CollectionRole
 
 log = logging.getLogger(__name__)
 
@@ -304,7 +303,6 @@ class MetadataStore:
         self._schema_error = "not migrated yet"
         self._schema_task: asyncio.Task[None] | None = None
         self._recycle_task: asyncio.Task[None] | None = None
-        self.recycles = 0
 
     # Life cycle -------------------------------------------------------------
 
@@ -413,7 +411,6 @@ class MetadataStore:
             await asyncio.sleep(every_s)
             if self._pool is not None:
                 await self._pool.expire_connections()
-                self.recycles += 1
 
     async def _acquire(self, pool: Any, deadline: Deadline) -> Any:
         """A connection from the pool; with DB_POOL_PRE_PING, one that answered."""
@@ -504,7 +501,7 @@ class MetadataStore:
                     new.chunk_tokens,
                     new.overlap_tokens,
                     owner_user_id,
-                    COLLECTION_ROLE_OWNER,
+                    grant_pb2.COLLECTION_ROLE_OWNER,
                     timeout=deadline.left(),
                 )
             except asyncpg.ForeignKeyViolationError as exc:

@@ -63,7 +63,7 @@ def test_reweight_plan_uses_exact_statistics_and_a_tolerance() -> None:
     assert sparse.Bm25Stats.from_json("junk") == sparse.Bm25Stats()
 
 
-def test_query_terms_are_distinct_and_analysed() -> None:
+def test_query_terms_keep_repeats_and_are_analysed() -> None:
     assert sparse.query_terms("Wings, wing and the WINGS") == [textkit.term_index("wing")] * 3
     assert sparse.query_terms("the of") == []
 

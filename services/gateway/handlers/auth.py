@@ -18,7 +18,7 @@ from servicekit.grpc_types import ServicerContext
 from services.gateway.downstream import Downstreams
 from services.gateway.security import credentials, passwords, principal
 from services.gateway.security.credentials import AccessTokens
-from services.gateway.validation import check_user_id
+from services.gateway.validation import check_resource_id
 
 Context = ServicerContext
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ class AuthHandler(auth_pb2_grpc.AuthServiceServicer):  # type: ignore[misc]
         self._refresh_ttl_s = refresh_ttl_s
         self._bootstrap_token = bootstrap_token
 
-    async def _issue(
+    def _issue(
         self, user_id: str, token_version: int, session_id: str, refresh_token: str
     ) -> auth_pb2.AuthTokens:
         return auth_pb2.AuthTokens(
@@ -62,7 +62,7 @@ class AuthHandler(auth_pb2_grpc.AuthServiceServicer):  # type: ignore[misc]
         violations = FieldViolations()
         if not request.bootstrap_token:
             violations.add("bootstrap_token", "required")
-        check_user_id(request.user_id, "user_id", violations)
+        check_resource_id(request.user_id, "user_id", violations)
         passwords.check_new_password(request.password, "password", violations)
         violations.raise_if_any()
         if not hmac.compare_digest(
@@ -126,7 +126,7 @@ class AuthHandler(auth_pb2_grpc.AuthServiceServicer):  # type: ignore[misc]
             ),
             timeout=remaining(context, self._timeout_s),
         )
-        return await self._issue(request.user_id, stored.token_version, session_id, refresh)
+        return self._issue(request.user_id, stored.token_version, session_id, refresh)
 
     async def RefreshToken(
         self, request: auth_pb2.RefreshTokenRequest, context: Context
@@ -160,7 +160,7 @@ class AuthHandler(auth_pb2_grpc.AuthServiceServicer):  # type: ignore[misc]
                 timeout=remaining(context, self._timeout_s),
             )
         ).user
-        return await self._issue(rotated.user_id, user.token_version, rotated.family_id, successor)
+        return self._issue(rotated.user_id, user.token_version, rotated.family_id, successor)
 
     async def Logout(self, request: auth_pb2.LogoutRequest, context: Context) -> empty_pb2.Empty:
         violations = FieldViolations()

@@ -30,13 +30,7 @@ class CollectionHandler(collection_pb2_grpc.CollectionServiceServicer):  # type:
         self, request: collection_pb2.CreateCollectionRequest, context: Context
     ) -> collection_pb2.Collection:
         violations = FieldViolations()
-        if not request.collection_id:
-            violations.add("collection_id", "required")
-        elif validation.COLLECTION_ID.match(request.collection_id) is None:
-            violations.add(
-                "collection_id",
-                "1-63 characters: lower-case letters, digits and hyphens, starting with a letter",
-            )
+        validation.check_resource_id(request.collection_id, "collection_id", violations)
         if not request.HasField("collection"):
             violations.add("collection", "required")
         collection = request.collection

@@ -26,7 +26,7 @@ class UserHandler(user_pb2_grpc.UserServiceServicer):  # type: ignore[misc]
         self, request: user_pb2.CreateUserRequest, context: Context
     ) -> user_pb2.User:
         violations = FieldViolations()
-        validation.check_user_id(request.user_id, "user_id", violations)
+        validation.check_resource_id(request.user_id, "user_id", violations)
         if not request.HasField("user"):
             violations.add("user", "required")
         elif request.user.role not in ROLES:

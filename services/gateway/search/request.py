@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 
 from semantik.v1 import search_pb2
-from servicekit.errors import FieldViolations, invalid_argument
+from servicekit.errors import FieldViolations
 from services.gateway import validation
 
 DEFAULT_TOP_K = 10
@@ -149,7 +149,3 @@ def plan(request: search_pb2.SearchRequest, collection_ids: list[str]) -> Search
         rerank_top_n=top_n,
         digest=digest,
     )
-
-
-def bad(field: str, description: str) -> Exception:
-    return invalid_argument({field: description})

@@ -41,7 +41,6 @@ class AccessClaims:
     user_id: str
     token_version: int
     session_id: str
-    expires_at: int
 
 
 def sha256(value: str) -> bytes:
@@ -103,7 +102,7 @@ class AccessTokens:
             or not isinstance(session, str)
         ):
             raise InvalidCredential("invalid access token")
-        return AccessClaims(user_id, version, session, int(claims["exp"]))
+        return AccessClaims(user_id, version, session)
 
 
 def new_refresh_token() -> str:

@@ -136,7 +136,6 @@ class Authenticator:
         ):
             raise unauthenticated("API key expired", "CREDENTIAL_EXPIRED")
         scope = KeyScope(
-            key_id=key_id,
             collection_ids=frozenset(_collection_id(name) for name in record.api_key.collections),
             permissions=frozenset(VERB_PERMISSIONS[v] for v in record.api_key.verbs),
         )

@@ -102,14 +102,8 @@ def _grant(value: str, field: str, violations: FieldViolations) -> str:
 
 
 def _new_collection(value: str, field: str, violations: FieldViolations) -> str:
-    if validation.COLLECTION_ID.match(value) is None:
-        violations.add(
-            field,
-            "required: 1-63 characters, lower-case letters, digits and hyphens, "
-            "starting with a letter",
-        )
-        return ""
-    return value
+    validation.check_resource_id(value, field, violations)
+    return "" if violations else value
 
 
 def _operation(value: str, field: str, violations: FieldViolations) -> str:

@@ -37,7 +37,6 @@ CREATOR_ROLES = frozenset({user_pb2.ROLE_ADMIN, user_pb2.ROLE_EDITOR})
 
 @dataclass(frozen=True)
 class KeyScope:
-    key_id: str
     collection_ids: frozenset[str]
     permissions: frozenset[Permission]
 

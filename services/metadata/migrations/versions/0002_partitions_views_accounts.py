@@ -7,7 +7,7 @@
   `chunk_partition_key(collection_id)`. Existing rows are moved over. The
   primary key is (partition_key, id) (a partitioned table's unique keys must
   hold the partition key). `chunks.document_id` is no longer a foreign key:
-  the per-row RI check cost a sixth of COPY throughput; the store deletes a
+  the per-row RI check slowed COPY; the store deletes a
   document's chunks itself, in the transaction that replaces or deletes it.
   A `page` column is added (0 = unknown).
 - Views: `chunk_partition_rows` (one row per partition), `chunk_partition_skew`
