@@ -25,6 +25,8 @@ class GatewayConfig:
     refresh_token_ttl_s: int
     # One-time token for AuthService.BootstrapAdmin; generated when empty.
     bootstrap_token: str
+    # How long a resolved caller is reused (0: resolve on every call).
+    principal_cache_ttl_s: float
     # SEMANTIK_ENV=production: no generated secrets, refuse to start without them.
     production: bool
 
@@ -41,5 +43,6 @@ class GatewayConfig:
             access_token_ttl_s=env_int("JWT_ACCESS_TTL_S", DAY_S),
             refresh_token_ttl_s=env_int("JWT_REFRESH_TTL_S", 30 * DAY_S),
             bootstrap_token=env_str("BOOTSTRAP_TOKEN", ""),
+            principal_cache_ttl_s=env_float("GATEWAY_PRINCIPAL_CACHE_TTL_S", 2.0),
             production=env_str("SEMANTIK_ENV", "development") == "production",
         )

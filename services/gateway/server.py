@@ -44,6 +44,7 @@ from services.gateway.handlers.search import SearchHandler
 from services.gateway.handlers.users import UserHandler
 from services.gateway.security.credentials import AccessTokens
 from services.gateway.security.interceptor import Authenticator, AuthInterceptor
+from services.gateway.security.principal_cache import PrincipalCache
 from services.gateway.security.signing_keys import SigningKeys
 
 log = logging.getLogger("services.gateway")
@@ -164,5 +165,14 @@ async def main() -> None:
         readiness_interval_s=config.health_interval_s,
         on_start=on_start,
         on_shutdown=downstream.close,
-        interceptors=[AuthInterceptor(Authenticator(downstream.metadata, access_tokens, timeout))],
+        interceptors=[
+            AuthInterceptor(
+                Authenticator(
+                    downstream.metadata,
+                    access_tokens,
+                    timeout,
+                    PrincipalCache(config.principal_cache_ttl_s),
+                )
+            )
+        ],
     )

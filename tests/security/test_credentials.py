@@ -190,6 +190,8 @@ def test_refresh_rotates_and_a_replayed_token_revokes_the_sign_in(
 def test_logout_revokes_the_session(mesh: Mesh, people: dict[str, str]) -> None:
     tokens = login(mesh.grpc_target, "cr-bob", PASSWORD)
     other = login(mesh.grpc_target, "cr-bob", PASSWORD)
+    # Used once first, so the gateway's principal cache holds this sign-in.
+    assert _as(mesh, tokens.access_token)[0] == grpc.StatusCode.OK
     client = api_for(mesh.grpc_target, tokens.access_token)
     client.auth.Logout(auth_pb2.LogoutRequest(refresh_token=tokens.refresh_token), timeout=30)
     client.channel.close()
@@ -207,6 +209,8 @@ def test_password_change_revokes_every_token(api: Api, mesh: Mesh) -> None:
     )
     one = login(mesh.grpc_target, "cr-carol", PASSWORD)
     two = login(mesh.grpc_target, "cr-carol", PASSWORD)
+    for tokens in (one, two):  # cached by the gateway before the change
+        assert _as(mesh, tokens.access_token)[0] == grpc.StatusCode.OK
     client = api_for(mesh.grpc_target, one.access_token)
     wrong = _code(
         lambda: client.auth.ChangePassword(
@@ -244,6 +248,43 @@ def test_a_deleted_users_token_stops_working(api: Api, mesh: Mesh) -> None:
     assert _as(mesh, token)[0] == grpc.StatusCode.OK
     api.users.DeleteUser(user_pb2.DeleteUserRequest(name="users/cr-dave"), timeout=30)
     assert _as(mesh, token)[0] == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_grant_changes_take_effect_on_the_next_call(
+    api: Api, mesh: Mesh, people: dict[str, str]
+) -> None:
+    """The gateway caches resolved callers; a grant set or deleted still counts at once."""
+    api.users.CreateUser(
+        user_pb2.CreateUserRequest(
+            user_id="cr-erin", user=user_pb2.User(role=user_pb2.ROLE_VIEWER), password=PASSWORD
+        ),
+        timeout=60,
+    )
+    erin = api_for(mesh.grpc_target, login(mesh.grpc_target, "cr-erin", PASSWORD).access_token)
+    alice = api_for(mesh.grpc_target, login(mesh.grpc_target, "cr-alice", PASSWORD).access_token)
+    search = search_pb2.SearchRequest(collection="collections/cr-alice", query="garden plans")
+    try:
+        assert _code(lambda: erin.search.Search(search, timeout=30))[0] == (
+            grpc.StatusCode.NOT_FOUND
+        )
+        alice.grants.SetGrant(
+            grant_pb2.SetGrantRequest(
+                parent="collections/cr-alice",
+                user="users/cr-erin",
+                role=grant_pb2.COLLECTION_ROLE_VIEWER,
+            ),
+            timeout=30,
+        )
+        assert erin.search.Search(search, timeout=30).results
+        alice.grants.DeleteGrant(
+            grant_pb2.DeleteGrantRequest(name="collections/cr-alice/grants/cr-erin"), timeout=30
+        )
+        assert _code(lambda: erin.search.Search(search, timeout=30))[0] == (
+            grpc.StatusCode.NOT_FOUND
+        )
+    finally:
+        erin.channel.close()
+        alice.channel.close()
 
 
 def test_login_does_not_reveal_which_users_exist(mesh: Mesh, people: dict[str, str]) -> None:

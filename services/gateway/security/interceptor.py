@@ -33,6 +33,7 @@ from services.gateway.security.principal import (
     Permission,
     Principal,
 )
+from services.gateway.security.principal_cache import PrincipalCache
 
 Metadata = Sequence[tuple[str, str | bytes]]
 
@@ -54,10 +55,12 @@ class Authenticator:
         metadata: metadata_pb2_grpc.MetadataServiceStub,
         access_tokens: AccessTokens,
         timeout_s: float,
+        cache: PrincipalCache | None = None,
     ) -> None:
         self._metadata = metadata
         self._tokens = access_tokens
         self._timeout_s = timeout_s
+        self.cache = cache if cache is not None else PrincipalCache(ttl_s=0)
 
     @staticmethod
     def _credential(metadata: Metadata) -> tuple[str, str] | None:
@@ -86,8 +89,11 @@ class Authenticator:
         self, request: metadata_pb2.ResolvePrincipalRequest, context: ServicerContext, what: str
     ) -> metadata_pb2.ResolvePrincipalResponse:
         try:
-            return await self._metadata.ResolvePrincipal(
-                request, timeout=remaining(context, self._timeout_s)
+            return await self.cache.get(
+                request,
+                lambda: self._metadata.ResolvePrincipal(
+                    request, timeout=remaining(context, self._timeout_s)
+                ),
             )
         except grpc.aio.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.NOT_FOUND:
@@ -213,6 +219,8 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 return await inner(request, context)
             finally:
                 principal.reset_current(token)
+                if rule.changes_access:
+                    self._auth.cache.clear()
 
         if inner is None:
             # Every public RPC is unary; anything else is refused (no policy can cover it).

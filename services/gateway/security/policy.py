@@ -116,6 +116,9 @@ class Rule:
     access: Access
     permission: Permission | None = None
     target: Target | None = None
+    # A call changes who may do what (sign-ins, passwords, users, keys,
+    # grants, collections): cached principals are forgotten after it.
+    changes_access: bool = False
 
     def field_value(self, request: Any) -> str:
         assert self.target is not None
@@ -130,9 +133,17 @@ class Rule:
         return named
 
 
-def _on(permission: Permission, field: str, resource_type: str = COLLECTION) -> Rule:
+def _on(
+    permission: Permission,
+    field: str,
+    resource_type: str = COLLECTION,
+    *,
+    changes_access: bool = False,
+) -> Rule:
     extract = {COLLECTION: _collection, DOCUMENT: _document, GRANT: _grant}[resource_type]
-    return Rule(Access.COLLECTION, permission, Target(field, resource_type, extract))
+    return Rule(
+        Access.COLLECTION, permission, Target(field, resource_type, extract), changes_access
+    )
 
 
 READ, WRITE, MANAGE = Permission.READ, Permission.WRITE, Permission.MANAGE
@@ -142,35 +153,42 @@ PUBLIC = Rule(Access.PUBLIC)
 USER = Rule(Access.USER)
 ADMIN = Rule(Access.ADMIN)
 LISTING = Rule(Access.LISTING)
+# A refresh token's reuse revokes its sign-in.
+REFRESH = Rule(Access.PUBLIC, changes_access=True)
+USER_CHANGING_ACCESS = Rule(Access.USER, changes_access=True)
+ADMIN_CHANGING_ACCESS = Rule(Access.ADMIN, changes_access=True)
 
 POLICY: Mapping[str, Rule] = {
     # AuthService (auth.proto)
     "/semantik.v1.AuthService/BootstrapAdmin": PUBLIC,
     "/semantik.v1.AuthService/Login": PUBLIC,
-    "/semantik.v1.AuthService/RefreshToken": PUBLIC,
-    "/semantik.v1.AuthService/Logout": USER,
-    "/semantik.v1.AuthService/ChangePassword": USER,
+    "/semantik.v1.AuthService/RefreshToken": REFRESH,
+    "/semantik.v1.AuthService/Logout": USER_CHANGING_ACCESS,
+    "/semantik.v1.AuthService/ChangePassword": USER_CHANGING_ACCESS,
     "/semantik.v1.AuthService/GetCurrentUser": USER,
     # UserService (user.proto)
     "/semantik.v1.UserService/CreateUser": ADMIN,
     "/semantik.v1.UserService/GetUser": ADMIN,
     "/semantik.v1.UserService/ListUsers": ADMIN,
-    "/semantik.v1.UserService/DeleteUser": ADMIN,
+    "/semantik.v1.UserService/DeleteUser": ADMIN_CHANGING_ACCESS,
     # ApiKeyService (api_key.proto): a user's own keys
     "/semantik.v1.ApiKeyService/CreateApiKey": USER,
     "/semantik.v1.ApiKeyService/ListApiKeys": USER,
-    "/semantik.v1.ApiKeyService/DeleteApiKey": USER,
+    "/semantik.v1.ApiKeyService/DeleteApiKey": USER_CHANGING_ACCESS,
     # GrantService (grant.proto)
-    "/semantik.v1.GrantService/SetGrant": _on(MANAGE, "parent"),
+    "/semantik.v1.GrantService/SetGrant": _on(MANAGE, "parent", changes_access=True),
     "/semantik.v1.GrantService/ListGrants": _on(MANAGE, "parent"),
-    "/semantik.v1.GrantService/DeleteGrant": _on(MANAGE, "name", GRANT),
+    "/semantik.v1.GrantService/DeleteGrant": _on(MANAGE, "name", GRANT, changes_access=True),
     # CollectionService (collection.proto)
     "/semantik.v1.CollectionService/CreateCollection": Rule(
-        Access.CREATE_COLLECTION, WRITE, Target("collection_id", COLLECTION, _new_collection)
+        Access.CREATE_COLLECTION,
+        WRITE,
+        Target("collection_id", COLLECTION, _new_collection),
+        changes_access=True,
     ),
     "/semantik.v1.CollectionService/GetCollection": _on(READ, "name"),
     "/semantik.v1.CollectionService/ListCollections": LISTING,
-    "/semantik.v1.CollectionService/DeleteCollection": _on(MANAGE, "name"),
+    "/semantik.v1.CollectionService/DeleteCollection": _on(MANAGE, "name", changes_access=True),
     # DocumentService (document.proto)
     "/semantik.v1.DocumentService/ImportDocuments": _on(WRITE, "parent"),
     "/semantik.v1.DocumentService/GetDocument": _on(READ, "name", DOCUMENT),
