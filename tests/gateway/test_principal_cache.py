@@ -8,6 +8,7 @@ import asyncio
 import pytest
 
 from semantik.internal.v1 import metadata_pb2
+from semantik.v1 import user_pb2
 from services.gateway.security.principal_cache import PrincipalCache
 
 
@@ -24,7 +25,7 @@ class Metadata:
 
     def __init__(self) -> None:
         self.calls = 0
-        self.role = 1
+        self.role = user_pb2.ROLE_ADMIN
 
     async def resolve(self) -> metadata_pb2.ResolvePrincipalResponse:
         self.calls += 1
@@ -54,11 +55,12 @@ async def test_reuses_an_answer_until_it_expires() -> None:
 async def test_clear_makes_the_next_call_resolve_again() -> None:
     metadata = Metadata()
     cache = PrincipalCache(ttl_s=60.0, clock=Clock())
-    assert (await cache.get(_request("alice"), metadata.resolve)).user.user.role == 1
-    metadata.role = 3
-    assert (await cache.get(_request("alice"), metadata.resolve)).user.user.role == 1
+    admin, viewer = user_pb2.ROLE_ADMIN, user_pb2.ROLE_VIEWER
+    assert (await cache.get(_request("alice"), metadata.resolve)).user.user.role == admin
+    metadata.role = viewer
+    assert (await cache.get(_request("alice"), metadata.resolve)).user.user.role == admin
     cache.clear()
-    assert (await cache.get(_request("alice"), metadata.resolve)).user.user.role == 3
+    assert (await cache.get(_request("alice"), metadata.resolve)).user.user.role == viewer
 
 
 async def test_an_answer_fetched_across_a_clear_is_not_kept() -> None:
