@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import textkit
 from textkit import STOP_WORDS, analyze, fold, term_frequencies, term_index, terms
@@ -110,3 +112,13 @@ def test_analysis_is_the_same_in_another_process() -> None:
         env={"PYTHONHASHSEED": "12345", "PYTHONPATH": str(Path(textkit.__file__).parents[1])},
     ).stdout.strip()
     assert out == str([(t, term_index(t)) for t in terms(text)])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(max_codepoint=0x7F), max_size=200))
+def test_the_ascii_fast_path_equals_the_general_path(text: str) -> None:
+    # A trailing non-ASCII word sends the same text down the general path.
+    general = analyze(text + " é")
+    assert general[-1] == (("e", len(text) + 1, len(text) + 2))
+    assert analyze(text) == general[:-1]
+    assert terms(text) == terms(text + " é")[:-1]
