@@ -138,7 +138,7 @@ async def _copy(database_url: str, rng: random.Random) -> tuple[int, float, dict
     collections = [f"bench-{i:02d}" for i in range(COLLECTIONS)]
     for collection_id in collections:
         await store.create_collection(
-            NewCollection(collection_id, "", "", "bench", 384, 200, 40), timeout_s=30
+            NewCollection(collection_id, "", "", "bench", 384, 200, 40, 1), timeout_s=30
         )
     pool = _texts(rng, 5000)
     documents = TOTAL_CHUNKS // CHUNKS_PER_DOCUMENT

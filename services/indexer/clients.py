@@ -16,7 +16,7 @@ from semantik.internal.v1 import (
     metadata_pb2,
     metadata_pb2_grpc,
 )
-from services.indexer.ingest import TokenSpans
+from services.indexer.chunking import TokenSpans
 
 TOKENIZE_TIMEOUT_S = 60.0
 # A batch of 64 chunks on a CPU-only embedder can take seconds.

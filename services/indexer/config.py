@@ -25,6 +25,9 @@ class IndexerConfig:
     embed_batch_texts: int
     # Documents of one import processed at the same time.
     document_concurrency: int
+    # OCR of scanned PDF pages: the tesseract command and its languages.
+    tesseract_cmd: str
+    ocr_languages: str
 
     @classmethod
     def from_env(cls) -> IndexerConfig:
@@ -39,6 +42,8 @@ class IndexerConfig:
             worker_jobs=env_int("INDEXER_WORKER_JOBS", 2),
             embed_batch_texts=env_int("EMBED_BATCH_TEXTS", 64),
             document_concurrency=env_int("INDEXER_DOCUMENT_CONCURRENCY", 8),
+            tesseract_cmd=env_str("TESSERACT_CMD", "tesseract"),
+            ocr_languages=env_str("OCR_LANGUAGES", "eng"),
         )
         if config.worker_jobs < 1:
             raise ConfigError("INDEXER_WORKER_JOBS must be at least 1")

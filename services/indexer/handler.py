@@ -16,6 +16,7 @@ from semantik.v1 import search_pb2
 from servicekit import errors
 from servicekit.grpc_types import ServicerContext
 from services.indexer import jobs, sparse
+from services.indexer.ingest import MAX_FILE_BYTES, STRATEGIES
 from services.indexer.vector_store import (
     COLLECTION_ID,
     MAX_DIMENSIONS,
@@ -233,6 +234,10 @@ class IndexerHandler:
             violations.add("overlap_tokens", "must not be negative")
         elif chunk_tokens_ok and request.overlap_tokens >= request.chunk_tokens:
             violations.add("overlap_tokens", "must be less than chunk_tokens")
+        if request.chunking_strategy not in STRATEGIES:
+            violations.add("chunking_strategy", f"{request.chunking_strategy} is not a strategy")
+        if not 0 <= request.max_file_bytes <= MAX_FILE_BYTES:
+            violations.add("max_file_bytes", f"must be between 0 and {MAX_FILE_BYTES} (64 MiB)")
         violations.raise_if_any()
         if await self._store.dimensions(request.collection_id) is None:
             raise _collection_not_found(request.collection_id)

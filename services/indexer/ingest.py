@@ -1,15 +1,23 @@
-"""The import pipeline of one operation: a folder of text files into a collection.
+"""The import pipeline of one operation: a folder of documents into a collection.
 
-Per document: read, hash, decode, tokenize (embedder), chunk, embed
-(embedder), write vectors, write the document and its chunks (metadata), then
-remove the vectors of the version it replaced. Vectors are written before
-metadata so a document that metadata lists is always searchable; a vector
-without metadata is skipped at hydration and overwritten by a retry, since
-chunk ids derive from (collection, path, content hash, index).
+The folder is scanned (`sources`: globs, size limit, symlinks only inside
+it). Per file: read, hash and extract its text and structure (`reading`,
+`extraction`; a mail's attachments are documents of their own), tokenize
+(embedder), chunk by the collection's strategy (`chunking`), embed
+(embedder), write vectors, write the document and its chunks with their page
+and heading (metadata), then remove the vectors of the version it replaced.
+Vectors are written before metadata so a document that metadata lists is
+always searchable; a vector without metadata is skipped at hydration and
+overwritten by a retry, since chunk ids derive from (collection, path,
+content hash, index).
 
-Failures of one document (unreadable, not UTF-8, too large, rejected by the
-embedder) are recorded on the operation and the run goes on. Anything else
-stops the run: transient ones (a service unavailable) raise
+Failures of one document (unreadable, corrupt, encrypted, a zip bomb, not
+UTF-8, too large, a symlink out of the folder, rejected by the embedder) are
+recorded on the operation and as a FAILED document, and the run goes on.
+Parts left out of a document that was indexed (scanned pages without OCR)
+are recorded on the operation and in the document's `error`.
+
+Anything else stops the run: transient ones (a service unavailable) raise
 `TransientImportError` so the job queue retries, other ones (and the last
 try) mark the operation FAILED.
 
@@ -20,9 +28,8 @@ valid documents with nothing to search, not errors.
 from __future__ import annotations
 
 import asyncio
-import hashlib
+import dataclasses
 import logging
-import os
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -34,12 +41,23 @@ import grpc
 from google.protobuf import timestamp_pb2
 
 from semantik.internal.v1 import metadata_pb2
-from semantik.v1 import document_pb2, operation_pb2
+from semantik.v1 import collection_pb2, document_pb2, operation_pb2
 from services.indexer import sparse
-from services.indexer.chunking import Chunk, chunk_text
+from services.indexer.chunking import (
+    Chunk,
+    ChunkingSpec,
+    Strategy,
+    TokenSpans,
+    split,
+    split_semantic,
+)
+from services.indexer.extraction import DEFAULT_LIMITS, Limits, Ocr, supported_suffixes
+from services.indexer.reading import SourceFile, failed, read_file
+from services.indexer.sources import SourceRootError, scan_folder
 from services.indexer.vector_store import (
     PAYLOAD_MIME_TYPE,
     PAYLOAD_MODIFIED_AT,
+    PAYLOAD_PAGE,
     PAYLOAD_SOURCE_PATH,
     VectorPoint,
     VectorStore,
@@ -48,11 +66,16 @@ from services.indexer.vector_store import (
 
 log = logging.getLogger(__name__)
 
-MIME_TYPES = {".txt": "text/plain", ".md": "text/markdown"}
+# The largest file an import reads (a request may ask for less).
+MAX_FILE_BYTES = DEFAULT_LIMITS.max_bytes
 
-# Bounds memory per document and keeps Tokenize replies (two int32 offsets
-# per token) well under the 64 MiB message limit.
-MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
+STRATEGIES = {
+    collection_pb2.CHUNKING_STRATEGY_UNSPECIFIED: Strategy.RECURSIVE,
+    collection_pb2.CHUNKING_STRATEGY_RECURSIVE: Strategy.RECURSIVE,
+    collection_pb2.CHUNKING_STRATEGY_MARKDOWN: Strategy.MARKDOWN,
+    collection_pb2.CHUNKING_STRATEGY_FIXED_TOKENS: Strategy.FIXED,
+    collection_pb2.CHUNKING_STRATEGY_SEMANTIC: Strategy.SEMANTIC,
+}
 
 PROGRESS_INTERVAL_S = 0.3
 
@@ -68,14 +91,6 @@ _TRANSIENT_CODES = {
 }
 # Downstream codes that reject one document's content.
 _DOCUMENT_CODES = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.OUT_OF_RANGE}
-
-
-@dataclass(frozen=True)
-class TokenSpans:
-    """Character spans of a text's tokens, special tokens excluded."""
-
-    starts: Sequence[int]
-    ends: Sequence[int]
 
 
 class Embedder(Protocol):
@@ -111,6 +126,10 @@ class ImportSpec:
     source_path: str
     chunk_tokens: int
     overlap_tokens: int
+    strategy: Strategy = Strategy.RECURSIVE
+    include_globs: tuple[str, ...] = ()
+    exclude_globs: tuple[str, ...] = ()
+    max_file_bytes: int = MAX_FILE_BYTES
 
     @classmethod
     def from_proto(cls, request: Any) -> ImportSpec:
@@ -120,7 +139,19 @@ class ImportSpec:
             source_path=request.source_path,
             chunk_tokens=request.chunk_tokens,
             overlap_tokens=request.overlap_tokens,
+            strategy=STRATEGIES[request.chunking_strategy],
+            include_globs=tuple(request.include_globs),
+            exclude_globs=tuple(request.exclude_globs),
+            max_file_bytes=min(request.max_file_bytes or MAX_FILE_BYTES, MAX_FILE_BYTES),
         )
+
+    @property
+    def chunking(self) -> ChunkingSpec:
+        return ChunkingSpec(self.strategy, self.chunk_tokens, self.overlap_tokens)
+
+    @property
+    def limits(self) -> Limits:
+        return dataclasses.replace(DEFAULT_LIMITS, max_bytes=self.max_file_bytes)
 
 
 @dataclass
@@ -140,76 +171,6 @@ def chunk_id(collection_id: str, source_path: str, content_hash: str, index: int
     return str(uuid.uuid5(CHUNK_NAMESPACE, name))
 
 
-def find_documents(root: Path) -> list[Path]:
-    """`.txt` and `.md` files under `root`, sorted.
-
-    Symlinked files count when they resolve inside `root`; symlinked folders
-    are not entered (no escapes, no cycles).
-    """
-    real_root = root.resolve()
-    found: list[Path] = []
-
-    def unreadable(error: OSError) -> None:
-        log.warning("cannot list %s: %s", error.filename, error.strerror)
-
-    for folder, _dirs, files in os.walk(root, onerror=unreadable):
-        for name in files:
-            path = Path(folder) / name
-            if path.suffix.lower() not in MIME_TYPES:
-                continue
-            if path.is_symlink():
-                target = path.resolve()
-                if not target.is_relative_to(real_root):
-                    log.warning("skipping %s: symlink to %s, outside %s", path, target, root)
-                    continue
-            if path.is_file():
-                found.append(path)
-    return sorted(found)
-
-
-@dataclass(frozen=True)
-class SourceFile:
-    path: str
-    mime_type: str
-    size: int = 0
-    mtime_ns: int = 0
-    content_hash: str = ""
-    text: str = ""
-    error: str = ""
-
-
-def read_source(path: Path) -> SourceFile:
-    """Reads and decodes one file; `error` says why it cannot be indexed."""
-    mime = MIME_TYPES[path.suffix.lower()]
-    try:
-        stat = path.stat()
-        if stat.st_size > MAX_DOCUMENT_BYTES:
-            return SourceFile(
-                str(path),
-                mime,
-                stat.st_size,
-                stat.st_mtime_ns,
-                error=f"larger than {MAX_DOCUMENT_BYTES // (1024 * 1024)} MiB",
-            )
-        data = path.read_bytes()
-    except OSError as exc:
-        return SourceFile(str(path), mime, error=f"cannot read: {exc.strerror or exc}")
-    digest = hashlib.sha256(data).hexdigest()
-    try:
-        # utf-8-sig: a byte order mark is not part of the text.
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        return SourceFile(
-            str(path),
-            mime,
-            len(data),
-            stat.st_mtime_ns,
-            digest,
-            error=f"not valid UTF-8 (byte {exc.start})",
-        )
-    return SourceFile(str(path), mime, len(data), stat.st_mtime_ns, digest, text)
-
-
 class Importer:
     """Runs import operations; one instance serves concurrent jobs."""
 
@@ -223,6 +184,7 @@ class Importer:
         document_concurrency: int = 8,
         progress_interval_s: float = PROGRESS_INTERVAL_S,
         clock: Callable[[], float] = time.monotonic,
+        ocr: Ocr | None = None,
     ) -> None:
         self.store = store
         self.embedder = embedder
@@ -231,6 +193,8 @@ class Importer:
         self.document_concurrency = document_concurrency
         self.progress_interval_s = progress_interval_s
         self.clock = clock
+        # None: tesseract from the PATH when there is one (probed once).
+        self.ocr = ocr
 
     async def run(self, spec: ImportSpec, *, final_try: bool = True) -> ImportSummary:
         return await _Run(self, spec).run(final_try)
@@ -267,9 +231,24 @@ class _Run:
         if dimensions is None:
             raise FatalImportError(f"vector collection {spec.collection_id!r} does not exist")
         self.dimensions = dimensions
-        paths = await asyncio.to_thread(find_documents, Path(spec.source_path))
-        self.summary.documents_total = len(paths)
+        try:
+            scan = await asyncio.to_thread(
+                scan_folder,
+                spec.source_path,
+                supported_suffixes(),
+                include=spec.include_globs,
+                exclude=spec.exclude_globs,
+                max_file_bytes=spec.max_file_bytes,
+            )
+        except SourceRootError as exc:
+            raise FatalImportError(str(exc)) from exc
+        paths = [Path(path) for path in sorted(scan.files)]
+        self.summary.documents_total = len(paths) + len(scan.problems)
         await self._report(operation_pb2.OPERATION_STATE_RUNNING)
+        # Files the scan refused (too large, symlinks out of the folder or in
+        # a loop) are documents that failed, with the scan's reason.
+        for problem_path, reason in scan.problems:
+            await self._record_failure(failed(problem_path, reason))
         # Several documents in flight at once: their embedding requests meet
         # in the embedder's batcher and share forward passes, where one
         # document at a time would send batches of one or two chunks.
@@ -286,10 +265,10 @@ class _Run:
             async with asyncio.TaskGroup() as group:
                 for path in paths:
                     group.create_task(index_one(path))
-        except ExceptionGroup as failed:
+        except ExceptionGroup as stopped:
             # The first failure stops the run (the rest were cancelled by it);
             # its type decides between a retry and a failed operation.
-            raise failed.exceptions[0] from None
+            raise stopped.exceptions[0] from None
         await store.optimize(spec.collection_id)
         self.summary.state = operation_pb2.OPERATION_STATE_SUCCEEDED
         await self._report(operation_pb2.OPERATION_STATE_SUCCEEDED)
@@ -302,37 +281,39 @@ class _Run:
         )
 
     async def _index(self, path: Path) -> None:
-        source = await asyncio.to_thread(read_source, path)
-        self.summary.bytes_done += source.size
-        try:
-            if source.error:
-                raise DocumentError(source.error)
-            chunk_count = await self._index_text(source)
-        except DocumentError as exc:
-            await self._record_failure(source, str(exc))
-            return
-        self.summary.documents_done += 1
-        self.summary.chunks_done += chunk_count
+        """The file's documents: itself, and a mail's attachments."""
+        sources = await asyncio.to_thread(read_file, path, self.spec.limits, self.importer.ocr)
+        self.summary.bytes_done += sources[0].size
+        # Attachments are documents beyond the scan's count.
+        self.summary.documents_total += len(sources) - 1
+        for source in sources:
+            try:
+                if source.error:
+                    raise DocumentError(source.error)
+                chunk_count = await self._index_text(source)
+            except DocumentError as exc:
+                await self._record_failure(dataclasses.replace(source, error=str(exc)))
+                continue
+            self.summary.documents_done += 1
+            self.summary.chunks_done += chunk_count
+            if source.skipped:
+                self._note(source.path, "indexed without " + "; ".join(source.skipped))
 
     async def _index_text(self, source: SourceFile) -> int:
         importer, spec = self.importer, self.spec
         chunks: list[Chunk] = []
         try:
             if source.text:
-                spans = await importer.embedder.tokenize(source.text)
-                try:
-                    chunks = chunk_text(
-                        source.text,
-                        spans.starts,
-                        spans.ends,
-                        spec.chunk_tokens,
-                        spec.overlap_tokens,
-                    )
-                except ValueError as exc:  # token offsets that do not fit the text
-                    raise DocumentError(f"bad tokenization: {exc}") from exc
+                chunks = await self._chunks(source)
             ids = [
                 chunk_id(spec.collection_id, source.path, source.content_hash, chunk.index)
                 for chunk in chunks
+            ]
+            places = [source.place(chunk.start) for chunk in chunks]
+            pages = [page for page, _ in places]
+            # A heading-aware strategy names each chunk's section itself.
+            headings = [
+                chunk.heading or heading for chunk, (_, heading) in zip(chunks, places, strict=True)
             ]
             for first in range(0, len(chunks), importer.embed_batch_texts):
                 batch = chunks[first : first + importer.embed_batch_texts]
@@ -345,7 +326,9 @@ class _Run:
                     VectorPoint(
                         chunk_id=ids[chunk.index],
                         vector=vector,
-                        payload=_chunk_payload(spec.collection_id, ids[chunk.index], source),
+                        payload=_chunk_payload(
+                            spec.collection_id, ids[chunk.index], source, pages[chunk.index]
+                        ),
                         terms=chunk_terms,
                     )
                     for chunk, vector, chunk_terms in zip(batch, vectors, terms, strict=True)
@@ -363,12 +346,46 @@ class _Run:
                 start_offset=chunk.start,
                 end_offset=chunk.end,
                 token_count=chunk.token_count,
+                page=pages[chunk.index],
+                heading=headings[chunk.index],
             )
             for chunk in chunks
         ]
-        document = _document(source, document_pb2.DOCUMENT_STATE_INDEXED, len(chunks))
+        document = _document(
+            source,
+            document_pb2.DOCUMENT_STATE_INDEXED,
+            len(chunks),
+            error="indexed without " + "; ".join(source.skipped) if source.skipped else "",
+        )
         await self._write_document(document, records, keep=set(ids))
         return len(chunks)
+
+    async def _chunks(self, source: SourceFile) -> list[Chunk]:
+        """The text's chunks by the collection's strategy, on the model's own tokens."""
+        spec = self.spec.chunking
+        spans = await self.importer.embedder.tokenize(source.text)
+        # Heading-aware chunking keeps to the sections a format's extractor
+        # found: headings (DOCX, HTML, PDF outlines, slide titles) and pages.
+        # Markdown is parsed by the chunker itself.
+        boundaries: list[int] = []
+        headings: list[str] = []
+        if spec.strategy is Strategy.MARKDOWN and source.mime_type != "text/markdown":
+            last: tuple[int, str] | None = None
+            for section in source.sections:
+                if (section.page, section.heading) != last:
+                    boundaries.append(section.start)
+                    headings.append(section.heading)
+                    last = (section.page, section.heading)
+        try:
+            if spec.strategy is Strategy.SEMANTIC:
+                return await split_semantic(
+                    source.text, spans, spec, self.importer.embedder.embed_documents
+                )
+            return await asyncio.to_thread(
+                split, source.text, spans, spec, boundaries=boundaries, headings=headings
+            )
+        except ValueError as exc:  # token offsets that do not fit the text
+            raise DocumentError(f"bad tokenization: {exc}") from exc
 
     def _check_vectors(self, vectors: list[list[float]], expected: int) -> None:
         if len(vectors) != expected:
@@ -392,13 +409,17 @@ class _Run:
         stale = [chunk for chunk in replaced if chunk not in keep]
         await self.importer.store.delete_points(self.spec.collection_id, stale)
 
-    async def _record_failure(self, source: SourceFile, reason: str) -> None:
-        log.info("%s: %s not indexed: %s", self.operation_name, source.path, reason)
+    async def _record_failure(self, source: SourceFile) -> None:
+        log.info("%s: %s not indexed: %s", self.operation_name, source.path, source.error)
         self.summary.documents_failed += 1
-        self.summary.errors.append((source.path, reason))
-        self.unsent_errors.append((source.path, reason))
-        document = _document(source, document_pb2.DOCUMENT_STATE_FAILED, 0, error=reason)
+        self._note(source.path, source.error)
+        document = _document(source, document_pb2.DOCUMENT_STATE_FAILED, 0, error=source.error)
         await self._write_document(document, [], keep=set())
+
+    def _note(self, path: str, reason: str) -> None:
+        """A document error for the operation (sent with the next progress report)."""
+        self.summary.errors.append((path, reason))
+        self.unsent_errors.append((path, reason))
 
     def _progress(self) -> operation_pb2.OperationProgress:
         s = self.summary
@@ -443,16 +464,19 @@ def _batch_terms(texts: Sequence[str]) -> list[dict[int, int]]:
     return [sparse.document_terms(text) for text in texts]
 
 
-def _chunk_payload(collection_id: str, chunk: str, source: SourceFile) -> dict[str, Any]:
+def _chunk_payload(collection_id: str, chunk: str, source: SourceFile, page: int) -> dict[str, Any]:
     """What a chunk's point carries: its ids, and what search filters read
-    (`page` too once documents with pages are imported; text files have none)."""
-    return {
+    (`page` only for formats with pages)."""
+    payload: dict[str, Any] = {
         "collection_id": collection_id,
         "chunk_id": chunk,
         PAYLOAD_SOURCE_PATH: source.path,
         PAYLOAD_MIME_TYPE: source.mime_type,
         PAYLOAD_MODIFIED_AT: epoch_seconds(source.mtime_ns),
     }
+    if page:
+        payload[PAYLOAD_PAGE] = page
+    return payload
 
 
 def _document(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
 import grpc
@@ -14,11 +15,13 @@ from servicekit.server import Registration, configure_logging, run_server
 from services.indexer import jobs
 from services.indexer.clients import EmbedderClient, MetadataClient
 from services.indexer.config import IndexerConfig
+from services.indexer.extraction import Ocr
 from services.indexer.handler import IndexerHandler
 from services.indexer.ingest import Importer
 from services.indexer.vector_store import VectorStore
 
 COMPONENT = "indexer"
+log = logging.getLogger(__name__)
 
 
 def open_vector_store(config: IndexerConfig) -> VectorStore:
@@ -41,12 +44,18 @@ def build_importer(
     metadata_channel: grpc.aio.Channel,
 ) -> Importer:
     """The import pipeline, the same for the in-process and standalone workers."""
+    ocr = Ocr.detect(config.tesseract_cmd, config.ocr_languages)
+    if ocr.available:
+        log.info("OCR: %s %s (%s)", ocr.command, ocr.version, ocr.languages)
+    else:
+        log.warning("OCR unavailable (%s): scanned PDF pages are reported as skipped", ocr.reason)
     return Importer(
         store,
         EmbedderClient(embedder_channel),
         MetadataClient(metadata_channel),
         embed_batch_texts=config.embed_batch_texts,
         document_concurrency=config.document_concurrency,
+        ocr=ocr,
     )
 
 

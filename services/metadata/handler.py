@@ -9,7 +9,14 @@ from typing import Any, cast
 from google.protobuf import timestamp_pb2
 
 from semantik.internal.v1 import metadata_pb2
-from semantik.v1 import api_key_pb2, document_pb2, grant_pb2, operation_pb2, user_pb2
+from semantik.v1 import (
+    api_key_pb2,
+    collection_pb2,
+    document_pb2,
+    grant_pb2,
+    operation_pb2,
+    user_pb2,
+)
 from servicekit.channels import remaining
 from servicekit.errors import (
     FieldViolations,
@@ -152,6 +159,8 @@ class MetadataHandler:
             violations.add("collection.chunking.overlap_tokens", "must not be negative")
         elif overlap_tokens >= chunk_tokens:
             violations.add("collection.chunking.overlap_tokens", "must be less than chunk_tokens")
+        if collection.chunking.strategy not in collection_pb2.ChunkingStrategy.values():
+            violations.add("collection.chunking.strategy", "not a ChunkingStrategy")
         _check_non_negative(
             violations, "collection.embedding_dimensions", collection.embedding_dimensions
         )
@@ -168,6 +177,8 @@ class MetadataHandler:
                     embedding_dimensions=collection.embedding_dimensions,
                     chunk_tokens=chunk_tokens,
                     overlap_tokens=overlap_tokens,
+                    chunking_strategy=collection.chunking.strategy
+                    or collection_pb2.CHUNKING_STRATEGY_RECURSIVE,
                 ),
                 self._timeout(context),
                 owner_user_id=request.owner_user_id or None,
@@ -399,6 +410,7 @@ class MetadataHandler:
             if record.end_offset < record.start_offset:
                 violations.add(f"chunks[{i}].end_offset", "must not be before start_offset")
             _check_text(violations, f"chunks[{i}].text", record.text)
+            _check_text(violations, f"chunks[{i}].heading", record.heading)
             chunks.append(
                 NewChunk(
                     id=chunk_id,
@@ -408,6 +420,7 @@ class MetadataHandler:
                     end_offset=record.end_offset,
                     token_count=record.token_count,
                     page=record.page,
+                    heading=record.heading,
                 )
             )
         return chunks

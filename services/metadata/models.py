@@ -44,8 +44,13 @@ collections = sa.Table(
     _count("embedding_dimensions", sa.Integer),
     sa.Column("chunk_tokens", sa.Integer(), nullable=False),
     sa.Column("overlap_tokens", sa.Integer(), nullable=False),
+    # semantik.v1.ChunkingStrategy; 3 (FIXED_TOKENS) for collections made before 0004.
+    sa.Column("chunking_strategy", sa.SmallInteger(), nullable=False, server_default="3"),
     _timestamp("create_time"),
     _timestamp("update_time"),
+    sa.CheckConstraint(
+        "chunking_strategy IN (1, 2, 3, 4)", name="collections_chunking_strategy_check"
+    ),
 )
 
 documents = sa.Table(
@@ -84,6 +89,7 @@ chunks = sa.Table(
     sa.Column("end_offset", sa.Integer(), nullable=False),
     sa.Column("token_count", sa.Integer(), nullable=False),
     sa.Column("page", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("heading", sa.Text(), nullable=False, server_default=""),
     sa.Index("chunks_document_id_idx", "document_id"),
     postgresql_partition_by="LIST (partition_key)",
 )

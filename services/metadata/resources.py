@@ -161,7 +161,9 @@ def collection_message(row: Row) -> collection_pb2.Collection:
         display_name=row["display_name"],
         description=row["description"],
         chunking=collection_pb2.ChunkingConfig(
-            chunk_tokens=row["chunk_tokens"], overlap_tokens=row["overlap_tokens"]
+            chunk_tokens=row["chunk_tokens"],
+            overlap_tokens=row["overlap_tokens"],
+            strategy=row["chunking_strategy"],
         ),
         embedding_model=row["embedding_model"],
         embedding_dimensions=row["embedding_dimensions"],
@@ -231,6 +233,7 @@ def chunk_message(row: Row) -> metadata_pb2.ChunkRecord:
         end_offset=row["end_offset"],
         token_count=row["token_count"],
         page=row["page"],
+        heading=row["heading"],
     )
 
 

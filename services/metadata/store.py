@@ -48,7 +48,7 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
 
 COLLECTION_COLUMNS = """
     c.id, c.display_name, c.description, c.embedding_model, c.embedding_dimensions,
-    c.chunk_tokens, c.overlap_tokens, c.create_time,
+    c.chunk_tokens, c.overlap_tokens, c.chunking_strategy, c.create_time,
     GREATEST(c.update_time, s.last_indexed) AS update_time,
     COALESCE(s.document_count, 0) AS document_count,
     COALESCE(s.chunk_count, 0) AS chunk_count
@@ -79,6 +79,7 @@ CHUNK_COLUMNS = (
     "end_offset",
     "token_count",
     "page",
+    "heading",
 )
 
 
@@ -87,7 +88,7 @@ CHUNK_COLUMNS = (
 # start with a generic one (a test checks both with EXPLAIN).
 HYDRATE_SQL = """
     SELECT c.id, c.chunk_index, c.text, c.start_offset, c.end_offset,
-           c.token_count, c.page, c.document_id, d.source_path
+           c.token_count, c.page, c.heading, c.document_id, d.source_path
     FROM chunks c JOIN documents d ON d.id = c.document_id
     WHERE c.partition_key = $3 AND c.collection_id = $2 AND c.id = ANY($1::uuid[])
 """
@@ -176,6 +177,7 @@ class NewCollection:
     embedding_dimensions: int
     chunk_tokens: int
     overlap_tokens: int
+    chunking_strategy: int
 
 
 @dataclass(frozen=True)
@@ -199,6 +201,7 @@ class NewChunk:
     end_offset: int
     token_count: int
     page: int = 0
+    heading: str = ""
 
 
 @dataclass(frozen=True)
@@ -483,8 +486,9 @@ class MetadataStore:
                     """
                     WITH c AS (
                         INSERT INTO collections (id, display_name, description,
-                            embedding_model, embedding_dimensions, chunk_tokens, overlap_tokens)
-                        VALUES ($1, $2, $3, $4, $5, $6, $7)
+                            embedding_model, embedding_dimensions, chunk_tokens, overlap_tokens,
+                            chunking_strategy)
+                        VALUES ($1, $2, $3, $4, $5, $6, $7, $10)
                         ON CONFLICT (id) DO NOTHING
                         RETURNING *
                     ), owner AS (
@@ -502,6 +506,7 @@ class MetadataStore:
                     new.overlap_tokens,
                     owner_user_id,
                     grant_pb2.COLLECTION_ROLE_OWNER,
+                    new.chunking_strategy,
                     timeout=deadline.left(),
                 )
             except asyncpg.ForeignKeyViolationError as exc:
@@ -632,6 +637,7 @@ class MetadataStore:
                                     chunk.end_offset,
                                     chunk.token_count,
                                     chunk.page,
+                                    chunk.heading,
                                 )
                                 for chunk in chunks
                             ],

@@ -13,8 +13,8 @@ import pytest
 from semantik.internal.v1 import metadata_pb2
 from semantik_runner.ports import free_port
 from semantik_runner.stores import RedisServer
+from services.indexer.chunking import TokenSpans
 from services.indexer.edge_store import EdgeVectorStore
-from services.indexer.ingest import TokenSpans
 
 DIMS = 32
 

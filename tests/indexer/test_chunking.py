@@ -4,7 +4,15 @@ import re
 
 import pytest
 
-from services.indexer.chunking import chunk_text
+from services.indexer.chunking import (
+    DEFAULT_STRATEGY,
+    Chunk,
+    ChunkingSpec,
+    Strategy,
+    TokenSpans,
+    chunk_text,
+    split,
+)
 
 
 def spans(text: str) -> tuple[list[int], list[int]]:
@@ -82,3 +90,52 @@ def test_bad_sizes_are_refused(chunk_tokens: int, overlap_tokens: int) -> None:
 def test_offsets_outside_the_text_are_refused() -> None:
     with pytest.raises(ValueError):
         chunk_text("ab", [0], [5], chunk_tokens=1, overlap_tokens=0)
+
+
+# The package around chunk_text: every strategy through `split`.
+
+
+def token_spans(text: str) -> TokenSpans:
+    starts, ends = spans(text)
+    return TokenSpans(starts, ends)
+
+
+def test_chunks_without_a_heading_have_an_empty_one() -> None:
+    assert Chunk(index=0, text="a", start=0, end=1, token_count=1).heading == ""
+
+
+def test_split_fixed_is_chunk_text() -> None:
+    starts, ends = spans(TEXT)
+    chosen = ChunkingSpec(Strategy.FIXED, chunk_tokens=3, overlap_tokens=1)
+    assert split(TEXT, token_spans(TEXT), chosen) == chunk_text(TEXT, starts, ends, 3, 1)
+
+
+def test_new_collections_chunk_recursively() -> None:
+    assert DEFAULT_STRATEGY is Strategy.RECURSIVE
+    assert [Strategy(name) for name in ("fixed", "recursive", "markdown", "semantic")] == list(
+        Strategy
+    )
+
+
+def test_recursive_prefers_the_line_break() -> None:
+    chosen = ChunkingSpec(Strategy.RECURSIVE, chunk_tokens=5, overlap_tokens=0)
+    chunks = split(TEXT, token_spans(TEXT), chosen)
+    assert [c.text for c in chunks] == ["one two  three", "four five six seven"]
+    assert [c.token_count for c in chunks] == [3, 4]
+
+
+def test_recursive_overlap_is_whole_words_within_the_limit() -> None:
+    text = "a b c d e f g h i j"
+    chosen = ChunkingSpec(Strategy.RECURSIVE, chunk_tokens=4, overlap_tokens=2)
+    chunks = split(text, token_spans(text), chosen)
+    assert [c.text for c in chunks] == ["a b c d", "c d e f", "e f g h", "g h i j"]
+
+
+def test_markdown_chunks_name_their_section() -> None:
+    text = "# Guide\nintro words\n## Setup\nsetup words"
+    chosen = ChunkingSpec(Strategy.MARKDOWN, chunk_tokens=50, overlap_tokens=0)
+    chunks = split(text, token_spans(text), chosen)
+    assert [(c.heading, c.text) for c in chunks] == [
+        ("Guide", "# Guide\nintro words"),
+        ("Guide > Setup", "## Setup\nsetup words"),
+    ]

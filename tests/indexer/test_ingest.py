@@ -12,13 +12,13 @@ import pytest
 
 from semantik.v1 import document_pb2, operation_pb2
 from services.indexer import sparse
+from services.indexer.chunking import Strategy
 from services.indexer.edge_store import EdgeVectorStore
 from services.indexer.ingest import (
     Importer,
     ImportSpec,
     TransientImportError,
     chunk_id,
-    find_documents,
 )
 from services.indexer.vector_store import PayloadFilter, SearchMode, VectorQuery, epoch_seconds
 from tests.indexer.conftest import DIMS, FakeEmbedder, FakeMetadata, embed
@@ -52,25 +52,16 @@ def source(tmp_path: Path) -> Path:
 
 
 def spec(root: Path, operation_id: str = "op-1", chunk_tokens: int = 20) -> ImportSpec:
-    return ImportSpec(operation_id, "books", str(root), chunk_tokens, overlap_tokens=5)
+    # Fixed windows, so the tests can count tokens per chunk.
+    return ImportSpec(
+        operation_id, "books", str(root), chunk_tokens, overlap_tokens=5, strategy=Strategy.FIXED
+    )
 
 
 def make_importer(
     store: EdgeVectorStore, embedder: object, metadata: FakeMetadata, batch: int = 4
 ) -> Importer:
     return Importer(store, embedder, metadata, embed_batch_texts=batch)  # type: ignore[arg-type]
-
-
-def test_find_documents_is_sorted_and_stays_inside(source: Path) -> None:
-    found = [p.relative_to(source).as_posix() for p in find_documents(source)]
-    assert found == [
-        "a.txt",
-        "b.md",
-        "empty.txt",
-        "inside-link.md",
-        "latin1.txt",
-        "nested/deep/c.TXT",
-    ]
 
 
 async def test_import_indexes_documents_and_reports(
@@ -81,20 +72,28 @@ async def test_import_indexes_documents_and_reports(
     summary = await make_importer(edge_store, embedder, metadata).run(spec(source))
 
     assert summary.state == operation_pb2.OPERATION_STATE_SUCCEEDED
-    assert (summary.documents_total, summary.documents_done, summary.documents_failed) == (6, 5, 1)
-    assert summary.errors == [(str(source / "latin1.txt"), "not valid UTF-8 (byte 3)")]
+    # 7 files read (a.txt, b.md, c.TXT, empty.txt, inside-link.md, latin1.txt,
+    # skip.pdf) and 2 links out of the folder that are refused.
+    assert (summary.documents_total, summary.documents_done, summary.documents_failed) == (9, 5, 4)
+    reasons = dict(summary.errors)
+    assert reasons[str(source / "latin1.txt")] == "not valid UTF-8 text: invalid byte at offset 3"
+    assert reasons[str(source / "skip.pdf")] == "not a PDF file (no %PDF header)"
+    assert "outside" in reasons[str(source / "escape.txt")]
+    assert "outside" in reasons[str(source / "linked-dir")]
+    assert len(reasons) == 4
 
     first, last = metadata.updates[0], metadata.updates[-1]
     assert first.name == "operations/op-1"
     assert first.state == operation_pb2.OPERATION_STATE_RUNNING
-    assert first.progress.documents_total == 6
+    assert first.progress.documents_total == 9
     assert last.state == operation_pb2.OPERATION_STATE_SUCCEEDED
     assert last.progress.documents_done == 5
-    assert last.progress.documents_failed == 1
+    assert last.progress.documents_failed == 4
     assert last.progress.chunks_done == summary.chunks_done
     sent_errors = [e.source_path for u in metadata.updates for e in u.document_errors]
-    assert sent_errors == [str(source / "latin1.txt")]  # each error sent once
-    total_bytes = sum(p.stat().st_size for p in find_documents(source))
+    assert sorted(sent_errors) == sorted(reasons)  # each error sent once
+    read = ["a.txt", "b.md", "nested/deep/c.TXT", "empty.txt", "latin1.txt", "skip.pdf"]
+    total_bytes = sum((source / name).stat().st_size for name in [*read, "inside-link.md"])
     assert last.progress.bytes_done == total_bytes
 
     a = metadata.documents[str(source / "a.txt")]
@@ -120,6 +119,8 @@ async def test_import_indexes_documents_and_reports(
     failed = metadata.documents[str(source / "latin1.txt")]
     assert failed.document.state == document_pb2.DOCUMENT_STATE_FAILED
     assert failed.document.error.startswith("not valid UTF-8")
+    escaped = metadata.documents[str(source / "escape.txt")]
+    assert escaped.document.state == document_pb2.DOCUMENT_STATE_FAILED
     assert not failed.chunks
 
     assert await edge_store.count("books") == summary.chunks_done
@@ -241,7 +242,8 @@ async def test_rejected_document_is_a_document_error(
     summary = await make_importer(edge_store, RejectingEmbedder(), metadata).run(spec(source))
     assert summary.state == operation_pb2.OPERATION_STATE_SUCCEEDED
     assert (str(source / "b.md"), "rejected by the embedder: no") in summary.errors
-    assert summary.documents_failed == 2
+    # b.md, and the four the folder always fails (latin1.txt, skip.pdf, two links out).
+    assert summary.documents_failed == 5
 
 
 class GatedEmbedder(FakeEmbedder):

@@ -71,7 +71,7 @@ async def add_chunks(
         "chunks",
         columns=CHUNK_COLUMNS,
         records=[
-            (key, chunk_id, document_id, collection_id, i, f"text {i}", 0, 6, 2, 0)
+            (key, chunk_id, document_id, collection_id, i, f"text {i}", 0, 6, 2, 0, "")
             for i, chunk_id in enumerate(ids)
         ],
     )

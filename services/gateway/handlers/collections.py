@@ -57,6 +57,13 @@ class CollectionHandler(collection_pb2_grpc.CollectionServiceServicer):  # type:
             violations.add("collection.chunking.chunk_tokens", "must not be negative")
         if collection.chunking.overlap_tokens < 0:
             violations.add("collection.chunking.overlap_tokens", "must not be negative")
+        strategy = collection.chunking.strategy or collection_pb2.CHUNKING_STRATEGY_RECURSIVE
+        if strategy not in collection_pb2.ChunkingStrategy.values():
+            violations.add(
+                "collection.chunking.strategy",
+                f"{strategy} is not a ChunkingStrategy "
+                "(RECURSIVE, MARKDOWN, FIXED_TOKENS or SEMANTIC)",
+            )
         violations.raise_if_any()
 
         info = await self._d.embedder.Info(
@@ -81,7 +88,7 @@ class CollectionHandler(collection_pb2_grpc.CollectionServiceServicer):  # type:
             display_name=collection.display_name or request.collection_id,
             description=collection.description,
             chunking=collection_pb2.ChunkingConfig(
-                chunk_tokens=chunk_tokens, overlap_tokens=overlap_tokens
+                chunk_tokens=chunk_tokens, overlap_tokens=overlap_tokens, strategy=strategy
             ),
             embedding_model=info.model,
             embedding_dimensions=info.dimensions,

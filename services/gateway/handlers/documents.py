@@ -14,6 +14,8 @@ from services.gateway.downstream import Downstreams
 
 Context = ServicerContext
 
+MAX_GLOBS = 64
+
 
 class DocumentHandler(document_pb2_grpc.DocumentServiceServicer):  # type: ignore[misc]
     def __init__(self, downstream: Downstreams, default_timeout_s: float) -> None:
@@ -28,6 +30,16 @@ class DocumentHandler(document_pb2_grpc.DocumentServiceServicer):  # type: ignor
         validation.check_text(
             request.source_path, "source_path", violations, max_chars=4096, required=True
         )
+        for field in ("include_globs", "exclude_globs"):
+            globs = getattr(request, field)
+            if len(globs) > MAX_GLOBS:
+                violations.add(field, f"at most {MAX_GLOBS} globs")
+            for i, glob in enumerate(globs[:MAX_GLOBS]):
+                validation.check_text(
+                    glob, f"{field}[{i}]", violations, max_chars=1024, required=True
+                )
+        if request.max_file_bytes < 0:
+            violations.add("max_file_bytes", "must not be negative")
         violations.raise_if_any()
 
         collection = (
@@ -41,6 +53,10 @@ class DocumentHandler(document_pb2_grpc.DocumentServiceServicer):  # type: ignor
             source_path=request.source_path,
             chunk_tokens=collection.chunking.chunk_tokens,
             overlap_tokens=collection.chunking.overlap_tokens,
+            chunking_strategy=collection.chunking.strategy,
+            include_globs=request.include_globs,
+            exclude_globs=request.exclude_globs,
+            max_file_bytes=request.max_file_bytes,
         )
         # Check the source first (AIP-163 validate_only) so bad input records
         # no operation at all.

@@ -198,4 +198,5 @@ class SearchHandler(search_pb2_grpc.SearchServiceServicer):  # type: ignore[misc
             snippet=highlights.snippet(found.chunk.text, spans),
             highlights=[search_pb2.Highlight(start=start, end=end) for start, end in spans],
             page=found.chunk.page,
+            heading=found.chunk.heading,
         )

@@ -29,7 +29,7 @@ from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1csemantik/v1/collection.proto\x12\x0bsemantik.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"Z\n\x0e\x43hunkingConfig\x12!\n\x0c\x63hunk_tokens\x18\x01 \x01(\x05R\x0b\x63hunkTokens\x12%\n\x0eoverlap_tokens\x18\x02 \x01(\x05R\roverlapTokens\"\xa3\x04\n\nCollection\x12\x18\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08R\x04name\x12!\n\x0c\x64isplay_name\x18\x02 \x01(\tR\x0b\x64isplayName\x12 \n\x0b\x64\x65scription\x18\x03 \x01(\tR\x0b\x64\x65scription\x12=\n\x08\x63hunking\x18\x04 \x01(\x0b\x32\x1b.semantik.v1.ChunkingConfigB\x04\xe2\x41\x01\x05R\x08\x63hunking\x12-\n\x0f\x65mbedding_model\x18\x05 \x01(\tB\x04\xe2\x41\x01\x03R\x0e\x65mbeddingModel\x12\x37\n\x14\x65mbedding_dimensions\x18\x06 \x01(\x05\x42\x04\xe2\x41\x01\x03R\x13\x65mbeddingDimensions\x12+\n\x0e\x64ocument_count\x18\x07 \x01(\x03\x42\x04\xe2\x41\x01\x03R\rdocumentCount\x12%\n\x0b\x63hunk_count\x18\x08 \x01(\x03\x42\x04\xe2\x41\x01\x03R\nchunkCount\x12\x41\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\ncreateTime\x12\x41\n\x0bupdate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\nupdateTime:5\xea\x41\x32\n\x16semantik.io/Collection\x12\x18\x63ollections/{collection}\"\x83\x01\n\x17\x43reateCollectionRequest\x12=\n\ncollection\x18\x01 \x01(\x0b\x32\x17.semantik.v1.CollectionB\x04\xe2\x41\x01\x02R\ncollection\x12)\n\rcollection_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02R\x0c\x63ollectionId\"K\n\x14GetCollectionRequest\x12\x33\n\x04name\x18\x01 \x01(\tB\x1f\xe2\x41\x01\x02\xfa\x41\x18\n\x16semantik.io/CollectionR\x04name\"T\n\x16ListCollectionsRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\"|\n\x17ListCollectionsResponse\x12\x39\n\x0b\x63ollections\x18\x01 \x03(\x0b\x32\x17.semantik.v1.CollectionR\x0b\x63ollections\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"N\n\x17\x44\x65leteCollectionRequest\x12\x33\n\x04name\x18\x01 \x01(\tB\x1f\xe2\x41\x01\x02\xfa\x41\x18\n\x16semantik.io/CollectionR\x04name2\xe5\x03\n\x11\x43ollectionService\x12v\n\x10\x43reateCollection\x12$.semantik.v1.CreateCollectionRequest\x1a\x17.semantik.v1.Collection\"#\x82\xd3\xe4\x93\x02\x1d\"\x0f/v1/collections:\ncollection\x12m\n\rGetCollection\x12!.semantik.v1.GetCollectionRequest\x1a\x17.semantik.v1.Collection\" \x82\xd3\xe4\x93\x02\x1a\x12\x18/v1/{name=collections/*}\x12u\n\x0fListCollections\x12#.semantik.v1.ListCollectionsRequest\x1a$.semantik.v1.ListCollectionsResponse\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/collections\x12r\n\x10\x44\x65leteCollection\x12$.semantik.v1.DeleteCollectionRequest\x1a\x16.google.protobuf.Empty\" \x82\xd3\xe4\x93\x02\x1a*\x18/v1/{name=collections/*}b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1csemantik/v1/collection.proto\x12\x0bsemantik.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x95\x01\n\x0e\x43hunkingConfig\x12!\n\x0c\x63hunk_tokens\x18\x01 \x01(\x05R\x0b\x63hunkTokens\x12%\n\x0eoverlap_tokens\x18\x02 \x01(\x05R\roverlapTokens\x12\x39\n\x08strategy\x18\x03 \x01(\x0e\x32\x1d.semantik.v1.ChunkingStrategyR\x08strategy\"\xa3\x04\n\nCollection\x12\x18\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08R\x04name\x12!\n\x0c\x64isplay_name\x18\x02 \x01(\tR\x0b\x64isplayName\x12 \n\x0b\x64\x65scription\x18\x03 \x01(\tR\x0b\x64\x65scription\x12=\n\x08\x63hunking\x18\x04 \x01(\x0b\x32\x1b.semantik.v1.ChunkingConfigB\x04\xe2\x41\x01\x05R\x08\x63hunking\x12-\n\x0f\x65mbedding_model\x18\x05 \x01(\tB\x04\xe2\x41\x01\x03R\x0e\x65mbeddingModel\x12\x37\n\x14\x65mbedding_dimensions\x18\x06 \x01(\x05\x42\x04\xe2\x41\x01\x03R\x13\x65mbeddingDimensions\x12+\n\x0e\x64ocument_count\x18\x07 \x01(\x03\x42\x04\xe2\x41\x01\x03R\rdocumentCount\x12%\n\x0b\x63hunk_count\x18\x08 \x01(\x03\x42\x04\xe2\x41\x01\x03R\nchunkCount\x12\x41\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\ncreateTime\x12\x41\n\x0bupdate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\nupdateTime:5\xea\x41\x32\n\x16semantik.io/Collection\x12\x18\x63ollections/{collection}\"\x83\x01\n\x17\x43reateCollectionRequest\x12=\n\ncollection\x18\x01 \x01(\x0b\x32\x17.semantik.v1.CollectionB\x04\xe2\x41\x01\x02R\ncollection\x12)\n\rcollection_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02R\x0c\x63ollectionId\"K\n\x14GetCollectionRequest\x12\x33\n\x04name\x18\x01 \x01(\tB\x1f\xe2\x41\x01\x02\xfa\x41\x18\n\x16semantik.io/CollectionR\x04name\"T\n\x16ListCollectionsRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\"|\n\x17ListCollectionsResponse\x12\x39\n\x0b\x63ollections\x18\x01 \x03(\x0b\x32\x17.semantik.v1.CollectionR\x0b\x63ollections\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"N\n\x17\x44\x65leteCollectionRequest\x12\x33\n\x04name\x18\x01 \x01(\tB\x1f\xe2\x41\x01\x02\xfa\x41\x18\n\x16semantik.io/CollectionR\x04name*\xba\x01\n\x10\x43hunkingStrategy\x12!\n\x1d\x43HUNKING_STRATEGY_UNSPECIFIED\x10\x00\x12\x1f\n\x1b\x43HUNKING_STRATEGY_RECURSIVE\x10\x01\x12\x1e\n\x1a\x43HUNKING_STRATEGY_MARKDOWN\x10\x02\x12\"\n\x1e\x43HUNKING_STRATEGY_FIXED_TOKENS\x10\x03\x12\x1e\n\x1a\x43HUNKING_STRATEGY_SEMANTIC\x10\x04\x32\xe5\x03\n\x11\x43ollectionService\x12v\n\x10\x43reateCollection\x12$.semantik.v1.CreateCollectionRequest\x1a\x17.semantik.v1.Collection\"#\x82\xd3\xe4\x93\x02\x1d\"\x0f/v1/collections:\ncollection\x12m\n\rGetCollection\x12!.semantik.v1.GetCollectionRequest\x1a\x17.semantik.v1.Collection\" \x82\xd3\xe4\x93\x02\x1a\x12\x18/v1/{name=collections/*}\x12u\n\x0fListCollections\x12#.semantik.v1.ListCollectionsRequest\x1a$.semantik.v1.ListCollectionsResponse\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/collections\x12r\n\x10\x44\x65leteCollection\x12$.semantik.v1.DeleteCollectionRequest\x1a\x16.google.protobuf.Empty\" \x82\xd3\xe4\x93\x02\x1a*\x18/v1/{name=collections/*}b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -70,20 +70,22 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_COLLECTIONSERVICE'].methods_by_name['ListCollections']._serialized_options = b'\202\323\344\223\002\021\022\017/v1/collections'
   _globals['_COLLECTIONSERVICE'].methods_by_name['DeleteCollection']._loaded_options = None
   _globals['_COLLECTIONSERVICE'].methods_by_name['DeleteCollection']._serialized_options = b'\202\323\344\223\002\032*\030/v1/{name=collections/*}'
-  _globals['_CHUNKINGCONFIG']._serialized_start=197
-  _globals['_CHUNKINGCONFIG']._serialized_end=287
-  _globals['_COLLECTION']._serialized_start=290
-  _globals['_COLLECTION']._serialized_end=837
-  _globals['_CREATECOLLECTIONREQUEST']._serialized_start=840
-  _globals['_CREATECOLLECTIONREQUEST']._serialized_end=971
-  _globals['_GETCOLLECTIONREQUEST']._serialized_start=973
-  _globals['_GETCOLLECTIONREQUEST']._serialized_end=1048
-  _globals['_LISTCOLLECTIONSREQUEST']._serialized_start=1050
-  _globals['_LISTCOLLECTIONSREQUEST']._serialized_end=1134
-  _globals['_LISTCOLLECTIONSRESPONSE']._serialized_start=1136
-  _globals['_LISTCOLLECTIONSRESPONSE']._serialized_end=1260
-  _globals['_DELETECOLLECTIONREQUEST']._serialized_start=1262
-  _globals['_DELETECOLLECTIONREQUEST']._serialized_end=1340
-  _globals['_COLLECTIONSERVICE']._serialized_start=1343
-  _globals['_COLLECTIONSERVICE']._serialized_end=1828
+  _globals['_CHUNKINGSTRATEGY']._serialized_start=1403
+  _globals['_CHUNKINGSTRATEGY']._serialized_end=1589
+  _globals['_CHUNKINGCONFIG']._serialized_start=198
+  _globals['_CHUNKINGCONFIG']._serialized_end=347
+  _globals['_COLLECTION']._serialized_start=350
+  _globals['_COLLECTION']._serialized_end=897
+  _globals['_CREATECOLLECTIONREQUEST']._serialized_start=900
+  _globals['_CREATECOLLECTIONREQUEST']._serialized_end=1031
+  _globals['_GETCOLLECTIONREQUEST']._serialized_start=1033
+  _globals['_GETCOLLECTIONREQUEST']._serialized_end=1108
+  _globals['_LISTCOLLECTIONSREQUEST']._serialized_start=1110
+  _globals['_LISTCOLLECTIONSREQUEST']._serialized_end=1194
+  _globals['_LISTCOLLECTIONSRESPONSE']._serialized_start=1196
+  _globals['_LISTCOLLECTIONSRESPONSE']._serialized_end=1320
+  _globals['_DELETECOLLECTIONREQUEST']._serialized_start=1322
+  _globals['_DELETECOLLECTIONREQUEST']._serialized_end=1400
+  _globals['_COLLECTIONSERVICE']._serialized_start=1592
+  _globals['_COLLECTIONSERVICE']._serialized_end=2077
 # @@protoc_insertion_point(module_scope)

@@ -6,6 +6,7 @@ from google.api import resource_pb2 as _resource_pb2
 from google.protobuf import empty_pb2 as _empty_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
@@ -13,13 +14,28 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class ChunkingStrategy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CHUNKING_STRATEGY_UNSPECIFIED: _ClassVar[ChunkingStrategy]
+    CHUNKING_STRATEGY_RECURSIVE: _ClassVar[ChunkingStrategy]
+    CHUNKING_STRATEGY_MARKDOWN: _ClassVar[ChunkingStrategy]
+    CHUNKING_STRATEGY_FIXED_TOKENS: _ClassVar[ChunkingStrategy]
+    CHUNKING_STRATEGY_SEMANTIC: _ClassVar[ChunkingStrategy]
+CHUNKING_STRATEGY_UNSPECIFIED: ChunkingStrategy
+CHUNKING_STRATEGY_RECURSIVE: ChunkingStrategy
+CHUNKING_STRATEGY_MARKDOWN: ChunkingStrategy
+CHUNKING_STRATEGY_FIXED_TOKENS: ChunkingStrategy
+CHUNKING_STRATEGY_SEMANTIC: ChunkingStrategy
+
 class ChunkingConfig(_message.Message):
-    __slots__ = ("chunk_tokens", "overlap_tokens")
+    __slots__ = ("chunk_tokens", "overlap_tokens", "strategy")
     CHUNK_TOKENS_FIELD_NUMBER: _ClassVar[int]
     OVERLAP_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    STRATEGY_FIELD_NUMBER: _ClassVar[int]
     chunk_tokens: int
     overlap_tokens: int
-    def __init__(self, chunk_tokens: _Optional[int] = ..., overlap_tokens: _Optional[int] = ...) -> None: ...
+    strategy: ChunkingStrategy
+    def __init__(self, chunk_tokens: _Optional[int] = ..., overlap_tokens: _Optional[int] = ..., strategy: _Optional[_Union[ChunkingStrategy, str]] = ...) -> None: ...
 
 class Collection(_message.Message):
     __slots__ = ("name", "display_name", "description", "chunking", "embedding_model", "embedding_dimensions", "document_count", "chunk_count", "create_time", "update_time")

@@ -90,7 +90,7 @@ class Highlight(_message.Message):
     def __init__(self, start: _Optional[int] = ..., end: _Optional[int] = ...) -> None: ...
 
 class SearchResult(_message.Message):
-    __slots__ = ("document", "source_path", "text", "start_offset", "end_offset", "chunk_index", "score", "collection", "snippet", "highlights", "page")
+    __slots__ = ("document", "source_path", "text", "start_offset", "end_offset", "chunk_index", "score", "collection", "snippet", "highlights", "page", "heading")
     DOCUMENT_FIELD_NUMBER: _ClassVar[int]
     SOURCE_PATH_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
@@ -102,6 +102,7 @@ class SearchResult(_message.Message):
     SNIPPET_FIELD_NUMBER: _ClassVar[int]
     HIGHLIGHTS_FIELD_NUMBER: _ClassVar[int]
     PAGE_FIELD_NUMBER: _ClassVar[int]
+    HEADING_FIELD_NUMBER: _ClassVar[int]
     document: str
     source_path: str
     text: str
@@ -113,7 +114,8 @@ class SearchResult(_message.Message):
     snippet: str
     highlights: _containers.RepeatedCompositeFieldContainer[Highlight]
     page: int
-    def __init__(self, document: _Optional[str] = ..., source_path: _Optional[str] = ..., text: _Optional[str] = ..., start_offset: _Optional[int] = ..., end_offset: _Optional[int] = ..., chunk_index: _Optional[int] = ..., score: _Optional[float] = ..., collection: _Optional[str] = ..., snippet: _Optional[str] = ..., highlights: _Optional[_Iterable[_Union[Highlight, _Mapping]]] = ..., page: _Optional[int] = ...) -> None: ...
+    heading: str
+    def __init__(self, document: _Optional[str] = ..., source_path: _Optional[str] = ..., text: _Optional[str] = ..., start_offset: _Optional[int] = ..., end_offset: _Optional[int] = ..., chunk_index: _Optional[int] = ..., score: _Optional[float] = ..., collection: _Optional[str] = ..., snippet: _Optional[str] = ..., highlights: _Optional[_Iterable[_Union[Highlight, _Mapping]]] = ..., page: _Optional[int] = ..., heading: _Optional[str] = ...) -> None: ...
 
 class SearchTiming(_message.Message):
     __slots__ = ("embed_ms", "vector_query_ms", "rerank_ms", "hydrate_ms", "total_ms")

@@ -22,34 +22,35 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from semantik.v1 import collection_pb2 as semantik_dot_v1_dot_collection__pb2
 from semantik.v1 import search_pb2 as semantik_dot_v1_dot_search__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"semantik/internal/v1/indexer.proto\x12\x14semantik.internal.v1\x1a\x18semantik/v1/search.proto\"d\n\x1d\x43reateVectorCollectionRequest\x12#\n\rcollection_id\x18\x01 \x01(\tR\x0c\x63ollectionId\x12\x1e\n\ndimensions\x18\x02 \x01(\x05R\ndimensions\" \n\x1e\x43reateVectorCollectionResponse\"D\n\x1d\x44\x65leteVectorCollectionRequest\x12#\n\rcollection_id\x18\x01 \x01(\tR\x0c\x63ollectionId\" \n\x1e\x44\x65leteVectorCollectionResponse\"\xec\x01\n\x12StartImportRequest\x12!\n\x0coperation_id\x18\x01 \x01(\tR\x0boperationId\x12#\n\rcollection_id\x18\x02 \x01(\tR\x0c\x63ollectionId\x12\x1f\n\x0bsource_path\x18\x03 \x01(\tR\nsourcePath\x12!\n\x0c\x63hunk_tokens\x18\x04 \x01(\x05R\x0b\x63hunkTokens\x12%\n\x0eoverlap_tokens\x18\x05 \x01(\x05R\roverlapTokens\x12#\n\rvalidate_only\x18\x06 \x01(\x08R\x0cvalidateOnly\",\n\x13StartImportResponse\x12\x15\n\x06job_id\x18\x01 \x01(\tR\x05jobId\"\xfc\x02\n\x13QueryVectorsRequest\x12#\n\rcollection_id\x18\x01 \x01(\tR\x0c\x63ollectionId\x12\x16\n\x06vector\x18\x02 \x03(\x02R\x06vector\x12\x14\n\x05limit\x18\x03 \x01(\x05R\x05limit\x12\x1d\n\nquery_text\x18\x04 \x01(\tR\tqueryText\x12+\n\x04mode\x18\x05 \x01(\x0e\x32\x17.semantik.v1.SearchModeR\x04mode\x12+\n\x06\x66usion\x18\x06 \x01(\x0e\x32\x13.semantik.v1.FusionR\x06\x66usion\x12%\n\x0eprefetch_limit\x18\x07 \x01(\x05R\rprefetchLimit\x12\x31\n\x06\x66ilter\x18\x08 \x01(\x0b\x32\x19.semantik.v1.SearchFilterR\x06\x66ilter\x12\x16\n\x06offset\x18\t \x01(\x05R\x06offset\x12\'\n\x0fscore_threshold\x18\n \x01(\x02R\x0escoreThreshold\"<\n\tVectorHit\x12\x19\n\x08\x63hunk_id\x18\x01 \x01(\tR\x07\x63hunkId\x12\x14\n\x05score\x18\x02 \x01(\x02R\x05score\"K\n\x14QueryVectorsResponse\x12\x33\n\x04hits\x18\x01 \x03(\x0b\x32\x1f.semantik.internal.v1.VectorHitR\x04hits2\xe7\x03\n\x0eIndexerService\x12\x83\x01\n\x16\x43reateVectorCollection\x12\x33.semantik.internal.v1.CreateVectorCollectionRequest\x1a\x34.semantik.internal.v1.CreateVectorCollectionResponse\x12\x83\x01\n\x16\x44\x65leteVectorCollection\x12\x33.semantik.internal.v1.DeleteVectorCollectionRequest\x1a\x34.semantik.internal.v1.DeleteVectorCollectionResponse\x12\x62\n\x0bStartImport\x12(.semantik.internal.v1.StartImportRequest\x1a).semantik.internal.v1.StartImportResponse\x12\x65\n\x0cQueryVectors\x12).semantik.internal.v1.QueryVectorsRequest\x1a*.semantik.internal.v1.QueryVectorsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"semantik/internal/v1/indexer.proto\x12\x14semantik.internal.v1\x1a\x1csemantik/v1/collection.proto\x1a\x18semantik/v1/search.proto\"d\n\x1d\x43reateVectorCollectionRequest\x12#\n\rcollection_id\x18\x01 \x01(\tR\x0c\x63ollectionId\x12\x1e\n\ndimensions\x18\x02 \x01(\x05R\ndimensions\" \n\x1e\x43reateVectorCollectionResponse\"D\n\x1d\x44\x65leteVectorCollectionRequest\x12#\n\rcollection_id\x18\x01 \x01(\tR\x0c\x63ollectionId\" \n\x1e\x44\x65leteVectorCollectionResponse\"\xa8\x03\n\x12StartImportRequest\x12!\n\x0coperation_id\x18\x01 \x01(\tR\x0boperationId\x12#\n\rcollection_id\x18\x02 \x01(\tR\x0c\x63ollectionId\x12\x1f\n\x0bsource_path\x18\x03 \x01(\tR\nsourcePath\x12!\n\x0c\x63hunk_tokens\x18\x04 \x01(\x05R\x0b\x63hunkTokens\x12%\n\x0eoverlap_tokens\x18\x05 \x01(\x05R\roverlapTokens\x12#\n\rvalidate_only\x18\x06 \x01(\x08R\x0cvalidateOnly\x12J\n\x11\x63hunking_strategy\x18\x07 \x01(\x0e\x32\x1d.semantik.v1.ChunkingStrategyR\x10\x63hunkingStrategy\x12#\n\rinclude_globs\x18\x08 \x03(\tR\x0cincludeGlobs\x12#\n\rexclude_globs\x18\t \x03(\tR\x0c\x65xcludeGlobs\x12$\n\x0emax_file_bytes\x18\n \x01(\x03R\x0cmaxFileBytes\",\n\x13StartImportResponse\x12\x15\n\x06job_id\x18\x01 \x01(\tR\x05jobId\"\xfc\x02\n\x13QueryVectorsRequest\x12#\n\rcollection_id\x18\x01 \x01(\tR\x0c\x63ollectionId\x12\x16\n\x06vector\x18\x02 \x03(\x02R\x06vector\x12\x14\n\x05limit\x18\x03 \x01(\x05R\x05limit\x12\x1d\n\nquery_text\x18\x04 \x01(\tR\tqueryText\x12+\n\x04mode\x18\x05 \x01(\x0e\x32\x17.semantik.v1.SearchModeR\x04mode\x12+\n\x06\x66usion\x18\x06 \x01(\x0e\x32\x13.semantik.v1.FusionR\x06\x66usion\x12%\n\x0eprefetch_limit\x18\x07 \x01(\x05R\rprefetchLimit\x12\x31\n\x06\x66ilter\x18\x08 \x01(\x0b\x32\x19.semantik.v1.SearchFilterR\x06\x66ilter\x12\x16\n\x06offset\x18\t \x01(\x05R\x06offset\x12\'\n\x0fscore_threshold\x18\n \x01(\x02R\x0escoreThreshold\"<\n\tVectorHit\x12\x19\n\x08\x63hunk_id\x18\x01 \x01(\tR\x07\x63hunkId\x12\x14\n\x05score\x18\x02 \x01(\x02R\x05score\"K\n\x14QueryVectorsResponse\x12\x33\n\x04hits\x18\x01 \x03(\x0b\x32\x1f.semantik.internal.v1.VectorHitR\x04hits2\xe7\x03\n\x0eIndexerService\x12\x83\x01\n\x16\x43reateVectorCollection\x12\x33.semantik.internal.v1.CreateVectorCollectionRequest\x1a\x34.semantik.internal.v1.CreateVectorCollectionResponse\x12\x83\x01\n\x16\x44\x65leteVectorCollection\x12\x33.semantik.internal.v1.DeleteVectorCollectionRequest\x1a\x34.semantik.internal.v1.DeleteVectorCollectionResponse\x12\x62\n\x0bStartImport\x12(.semantik.internal.v1.StartImportRequest\x1a).semantik.internal.v1.StartImportResponse\x12\x65\n\x0cQueryVectors\x12).semantik.internal.v1.QueryVectorsRequest\x1a*.semantik.internal.v1.QueryVectorsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'semantik.internal.v1.indexer_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CREATEVECTORCOLLECTIONREQUEST']._serialized_start=86
-  _globals['_CREATEVECTORCOLLECTIONREQUEST']._serialized_end=186
-  _globals['_CREATEVECTORCOLLECTIONRESPONSE']._serialized_start=188
-  _globals['_CREATEVECTORCOLLECTIONRESPONSE']._serialized_end=220
-  _globals['_DELETEVECTORCOLLECTIONREQUEST']._serialized_start=222
-  _globals['_DELETEVECTORCOLLECTIONREQUEST']._serialized_end=290
-  _globals['_DELETEVECTORCOLLECTIONRESPONSE']._serialized_start=292
-  _globals['_DELETEVECTORCOLLECTIONRESPONSE']._serialized_end=324
-  _globals['_STARTIMPORTREQUEST']._serialized_start=327
-  _globals['_STARTIMPORTREQUEST']._serialized_end=563
-  _globals['_STARTIMPORTRESPONSE']._serialized_start=565
-  _globals['_STARTIMPORTRESPONSE']._serialized_end=609
-  _globals['_QUERYVECTORSREQUEST']._serialized_start=612
-  _globals['_QUERYVECTORSREQUEST']._serialized_end=992
-  _globals['_VECTORHIT']._serialized_start=994
-  _globals['_VECTORHIT']._serialized_end=1054
-  _globals['_QUERYVECTORSRESPONSE']._serialized_start=1056
-  _globals['_QUERYVECTORSRESPONSE']._serialized_end=1131
-  _globals['_INDEXERSERVICE']._serialized_start=1134
-  _globals['_INDEXERSERVICE']._serialized_end=1621
+  _globals['_CREATEVECTORCOLLECTIONREQUEST']._serialized_start=116
+  _globals['_CREATEVECTORCOLLECTIONREQUEST']._serialized_end=216
+  _globals['_CREATEVECTORCOLLECTIONRESPONSE']._serialized_start=218
+  _globals['_CREATEVECTORCOLLECTIONRESPONSE']._serialized_end=250
+  _globals['_DELETEVECTORCOLLECTIONREQUEST']._serialized_start=252
+  _globals['_DELETEVECTORCOLLECTIONREQUEST']._serialized_end=320
+  _globals['_DELETEVECTORCOLLECTIONRESPONSE']._serialized_start=322
+  _globals['_DELETEVECTORCOLLECTIONRESPONSE']._serialized_end=354
+  _globals['_STARTIMPORTREQUEST']._serialized_start=357
+  _globals['_STARTIMPORTREQUEST']._serialized_end=781
+  _globals['_STARTIMPORTRESPONSE']._serialized_start=783
+  _globals['_STARTIMPORTRESPONSE']._serialized_end=827
+  _globals['_QUERYVECTORSREQUEST']._serialized_start=830
+  _globals['_QUERYVECTORSREQUEST']._serialized_end=1210
+  _globals['_VECTORHIT']._serialized_start=1212
+  _globals['_VECTORHIT']._serialized_end=1272
+  _globals['_QUERYVECTORSRESPONSE']._serialized_start=1274
+  _globals['_QUERYVECTORSRESPONSE']._serialized_end=1349
+  _globals['_INDEXERSERVICE']._serialized_start=1352
+  _globals['_INDEXERSERVICE']._serialized_end=1839
 # @@protoc_insertion_point(module_scope)

@@ -1,3 +1,4 @@
+from semantik.v1 import collection_pb2 as _collection_pb2
 from semantik.v1 import search_pb2 as _search_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
@@ -30,20 +31,28 @@ class DeleteVectorCollectionResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class StartImportRequest(_message.Message):
-    __slots__ = ("operation_id", "collection_id", "source_path", "chunk_tokens", "overlap_tokens", "validate_only")
+    __slots__ = ("operation_id", "collection_id", "source_path", "chunk_tokens", "overlap_tokens", "validate_only", "chunking_strategy", "include_globs", "exclude_globs", "max_file_bytes")
     OPERATION_ID_FIELD_NUMBER: _ClassVar[int]
     COLLECTION_ID_FIELD_NUMBER: _ClassVar[int]
     SOURCE_PATH_FIELD_NUMBER: _ClassVar[int]
     CHUNK_TOKENS_FIELD_NUMBER: _ClassVar[int]
     OVERLAP_TOKENS_FIELD_NUMBER: _ClassVar[int]
     VALIDATE_ONLY_FIELD_NUMBER: _ClassVar[int]
+    CHUNKING_STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_GLOBS_FIELD_NUMBER: _ClassVar[int]
+    EXCLUDE_GLOBS_FIELD_NUMBER: _ClassVar[int]
+    MAX_FILE_BYTES_FIELD_NUMBER: _ClassVar[int]
     operation_id: str
     collection_id: str
     source_path: str
     chunk_tokens: int
     overlap_tokens: int
     validate_only: bool
-    def __init__(self, operation_id: _Optional[str] = ..., collection_id: _Optional[str] = ..., source_path: _Optional[str] = ..., chunk_tokens: _Optional[int] = ..., overlap_tokens: _Optional[int] = ..., validate_only: _Optional[bool] = ...) -> None: ...
+    chunking_strategy: _collection_pb2.ChunkingStrategy
+    include_globs: _containers.RepeatedScalarFieldContainer[str]
+    exclude_globs: _containers.RepeatedScalarFieldContainer[str]
+    max_file_bytes: int
+    def __init__(self, operation_id: _Optional[str] = ..., collection_id: _Optional[str] = ..., source_path: _Optional[str] = ..., chunk_tokens: _Optional[int] = ..., overlap_tokens: _Optional[int] = ..., validate_only: _Optional[bool] = ..., chunking_strategy: _Optional[_Union[_collection_pb2.ChunkingStrategy, str]] = ..., include_globs: _Optional[_Iterable[str]] = ..., exclude_globs: _Optional[_Iterable[str]] = ..., max_file_bytes: _Optional[int] = ...) -> None: ...
 
 class StartImportResponse(_message.Message):
     __slots__ = ("job_id",)

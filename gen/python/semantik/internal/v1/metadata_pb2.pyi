@@ -150,7 +150,7 @@ class UpdateOperationResponse(_message.Message):
     def __init__(self, operation: _Optional[_Union[_operation_pb2.Operation, _Mapping]] = ...) -> None: ...
 
 class ChunkRecord(_message.Message):
-    __slots__ = ("chunk_id", "chunk_index", "text", "start_offset", "end_offset", "token_count", "page")
+    __slots__ = ("chunk_id", "chunk_index", "text", "start_offset", "end_offset", "token_count", "page", "heading")
     CHUNK_ID_FIELD_NUMBER: _ClassVar[int]
     CHUNK_INDEX_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
@@ -158,6 +158,7 @@ class ChunkRecord(_message.Message):
     END_OFFSET_FIELD_NUMBER: _ClassVar[int]
     TOKEN_COUNT_FIELD_NUMBER: _ClassVar[int]
     PAGE_FIELD_NUMBER: _ClassVar[int]
+    HEADING_FIELD_NUMBER: _ClassVar[int]
     chunk_id: str
     chunk_index: int
     text: str
@@ -165,7 +166,8 @@ class ChunkRecord(_message.Message):
     end_offset: int
     token_count: int
     page: int
-    def __init__(self, chunk_id: _Optional[str] = ..., chunk_index: _Optional[int] = ..., text: _Optional[str] = ..., start_offset: _Optional[int] = ..., end_offset: _Optional[int] = ..., token_count: _Optional[int] = ..., page: _Optional[int] = ...) -> None: ...
+    heading: str
+    def __init__(self, chunk_id: _Optional[str] = ..., chunk_index: _Optional[int] = ..., text: _Optional[str] = ..., start_offset: _Optional[int] = ..., end_offset: _Optional[int] = ..., token_count: _Optional[int] = ..., page: _Optional[int] = ..., heading: _Optional[str] = ...) -> None: ...
 
 class UpsertDocumentRequest(_message.Message):
     __slots__ = ("collection_id", "document", "chunks")

@@ -1,24 +1,32 @@
-"""Token-counted chunking with overlap, from the embedder's token offsets.
+"""`fixed`: windows of `chunk_tokens` tokens, each starting
+`chunk_tokens - overlap_tokens` tokens after the one before.
 
-Pure: the tokenizer runs in the embedder (`Tokenize`), which hands back each
-token's character span in the text (special tokens excluded). A chunk is the
-text from its first token's start to its last token's end, so chunk texts are
-exact slices of the document and their offsets locate them in it.
+Blind to the text: a window may start or end mid-word (at a sub-word token).
+The last window ends at the last token, so it may be shorter; no window is
+only the overlap of the one before.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+
+from services.indexer.chunking.base import Chunk
 
 
-@dataclass(frozen=True)
-class Chunk:
-    index: int
-    text: str
-    start: int  # character offset of the first token, inclusive
-    end: int  # character offset after the last token, exclusive
-    token_count: int
+def window_ranges(
+    first: int, stop: int, chunk_tokens: int, overlap_tokens: int
+) -> list[tuple[int, int]]:
+    """Token ranges [a, b) of the windows over tokens [first, stop)."""
+    stride = chunk_tokens - overlap_tokens
+    ranges: list[tuple[int, int]] = []
+    a = first
+    while a < stop:
+        b = min(a + chunk_tokens, stop)
+        ranges.append((a, b))
+        if b == stop:
+            break
+        a += stride
+    return ranges
 
 
 def chunk_text(
@@ -39,13 +47,9 @@ def chunk_text(
         raise ValueError("overlap_tokens must be at least 0 and less than chunk_tokens")
     if len(starts) != len(ends):
         raise ValueError("starts and ends differ in length")
-    count = len(starts)
-    stride = chunk_tokens - overlap_tokens
     chunks: list[Chunk] = []
-    first = 0
-    while first < count:
-        last = min(first + chunk_tokens, count) - 1
-        start, end = starts[first], ends[last]
+    for a, b in window_ranges(0, len(starts), chunk_tokens, overlap_tokens):
+        start, end = starts[a], ends[b - 1]
         if not 0 <= start <= end <= len(text):
             raise ValueError(f"token offsets {start}..{end} outside the text")
         chunks.append(
@@ -54,10 +58,7 @@ def chunk_text(
                 text=text[start:end],
                 start=start,
                 end=end,
-                token_count=last - first + 1,
+                token_count=b - a,
             )
         )
-        if last == count - 1:
-            break
-        first += stride
     return chunks
