@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 
 import qdrant_edge
 
-from services.indexer import sparse
+from services.indexer import feedback, sparse
 from services.indexer.vector_store import (
     PAYLOAD_BM25_AVGDL,
     PAYLOAD_BM25_LENGTH,
@@ -157,9 +157,9 @@ def edge_filter(conditions: PayloadFilter) -> Any:
     return qdrant_edge.Filter(must=must) if must else None
 
 
-def edge_request(query: VectorQuery) -> Any:
-    """The one engine query of a search (the collection has sparse vectors
-    when the mode needs them)."""
+def edge_request(query: VectorQuery, *, for_feedback: bool = False) -> Any:
+    """The engine query of a search (the collection has sparse vectors when
+    the mode needs them); `for_feedback` returns what RM3 reads of each hit."""
     engine_filter = edge_filter(query.filter)
     dense = qdrant_edge.Query.Nearest(list(query.vector), using=VECTOR_NAME)
     indices, values = query.sparse_values()
@@ -171,8 +171,8 @@ def edge_request(query: VectorQuery) -> Any:
         "offset": query.offset,
         "filter": engine_filter,
         "score_threshold": query.score_threshold,
-        "with_payload": False,
-        "with_vector": False,
+        "with_payload": [PAYLOAD_BM25_LENGTH, PAYLOAD_BM25_AVGDL] if for_feedback else False,
+        "with_vector": [SPARSE_VECTOR_NAME] if for_feedback else False,
     }
     if query.mode is SearchMode.DENSE:
         return qdrant_edge.QueryRequest(query=dense, **common)
@@ -342,6 +342,16 @@ class EdgeVectorStore:
             raise SparseUnavailableError(collection_id)
         if query.mode is SearchMode.SPARSE and not query.terms:
             return []  # only stop words: nothing to match
+        if query.expand and query.terms:
+            first = edge_request(feedback.first_round(query), for_feedback=True)
+            hits = await self._call(collection_id, lambda: shard.query(first), self._query_pool)
+            chunks = [
+                feedback.feedback_chunk(
+                    (hit.vector or {}).get(SPARSE_VECTOR_NAME), hit.payload, hit.score
+                )
+                for hit in hits
+            ]
+            query = feedback.expanded(query, [c for c in chunks if c is not None])
         request = edge_request(query)
         points = await self._call(collection_id, lambda: shard.query(request), self._query_pool)
         # Edge hands UUID point ids back as uuid.UUID.

@@ -153,6 +153,11 @@ def _vector_query(request: indexer_pb2.QueryVectorsRequest) -> VectorQuery:
         violations.add("prefetch_limit", "must be 0 (default) or at least offset + limit")
     if not math.isfinite(request.score_threshold):
         violations.add("score_threshold", "must be a finite number")
+    expand = request.query_expansion == search_pb2.QUERY_EXPANSION_RM3
+    if request.query_expansion not in search_pb2.QueryExpansion.values():
+        violations.add("query_expansion", f"unknown query expansion {request.query_expansion}")
+    elif expand and mode is SearchMode.DENSE:
+        violations.add("query_expansion", "RM3 expands keywords: sparse or hybrid mode only")
     conditions = _payload_filter(request, violations)
     violations.raise_if_any()
     assert mode is not None and fusion is not None
@@ -167,6 +172,7 @@ def _vector_query(request: indexer_pb2.QueryVectorsRequest) -> VectorQuery:
         prefetch_limit=request.prefetch_limit,
         score_threshold=request.score_threshold or None,
         filter=conditions,
+        expand=expand,
     )
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from qdrant_client import AsyncQdrantClient, models
 
-from services.indexer import sparse
+from services.indexer import feedback, sparse
 from services.indexer.vector_store import (
     PAYLOAD_BM25_AVGDL,
     PAYLOAD_BM25_LENGTH,
@@ -111,8 +111,9 @@ def client_filter(conditions: PayloadFilter) -> models.Filter | None:
     return models.Filter(must=must) if must else None
 
 
-def client_query(query: VectorQuery) -> dict[str, Any]:
-    """Keyword arguments of the one `query_points` call of a search."""
+def client_query(query: VectorQuery, *, for_feedback: bool = False) -> dict[str, Any]:
+    """Keyword arguments of a search's `query_points` call; `for_feedback`
+    returns what RM3 reads of each hit."""
     engine_filter = client_filter(query.filter)
     indices, values = query.sparse_values()
     keywords = models.SparseVector(indices=indices, values=values)
@@ -121,8 +122,8 @@ def client_query(query: VectorQuery) -> dict[str, Any]:
         "offset": query.offset,
         "query_filter": engine_filter,
         "score_threshold": query.score_threshold,
-        "with_payload": False,
-        "with_vectors": False,
+        "with_payload": [PAYLOAD_BM25_LENGTH, PAYLOAD_BM25_AVGDL] if for_feedback else False,
+        "with_vectors": [SPARSE_VECTOR_NAME] if for_feedback else False,
     }
     if query.mode is SearchMode.DENSE:
         return {"query": list(query.vector), "using": VECTOR_NAME, **common}
@@ -282,6 +283,21 @@ class QdrantClientVectorStore:
             if query.mode is SearchMode.SPARSE and not query.terms:
                 return []  # only stop words: nothing to match
         try:
+            if query.expand and query.terms:
+                first = await self._client.query_points(
+                    collection_id, **client_query(feedback.first_round(query), for_feedback=True)
+                )
+                chunks = [
+                    feedback.feedback_chunk(
+                        (hit.vector or {}).get(SPARSE_VECTOR_NAME)
+                        if isinstance(hit.vector, dict)
+                        else None,
+                        hit.payload,
+                        hit.score,
+                    )
+                    for hit in first.points
+                ]
+                query = feedback.expanded(query, [c for c in chunks if c is not None])
             response = await self._client.query_points(collection_id, **client_query(query))
         except Exception as exc:
             raise await self._not_found_or(collection_id, exc) from exc

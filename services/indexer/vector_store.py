@@ -141,6 +141,10 @@ class VectorQuery:
     prefetch_limit: int = 0  # 0: max(MIN_PREFETCH, offset + limit)
     score_threshold: float | None = None
     filter: PayloadFilter = PayloadFilter()
+    # RM3: expand the keyword query from a first round's best chunks (feedback.py).
+    expand: bool = False
+    # The keyword query's weights when they are not the terms' counts (RM3's).
+    keyword_weights: Mapping[int, float] | None = None
 
     @property
     def prefetch_depth(self) -> int:
@@ -157,7 +161,10 @@ class VectorQuery:
         """The query's sparse vector: each term weighted by its count in the
         query (the engine's IDF modifier supplies the term's IDF), so a term
         the query repeats counts as often as it does in Lucene's and bm25s's
-        BM25 (long queries repeat their subject words)."""
+        BM25 (long queries repeat their subject words); or RM3's weights."""
+        if self.keyword_weights is not None:
+            indices = sorted(self.keyword_weights)
+            return indices, [self.keyword_weights[i] for i in indices]
         counts = Counter(self.terms)
         indices = sorted(counts)
         return indices, [float(counts[i]) for i in indices]

@@ -43,6 +43,37 @@ def test_defaults_are_hybrid_with_dbsf() -> None:
     assert search.mode == search_pb2.SEARCH_MODE_HYBRID
     assert search.fusion == search_pb2.FUSION_DBSF
     assert search.top_k == 10
+    assert search.expansion == search_pb2.QUERY_EXPANSION_RM3
+
+
+@pytest.mark.parametrize(
+    ("mode", "fusion", "expected"),
+    [
+        (search_pb2.SEARCH_MODE_HYBRID, search_pb2.FUSION_DBSF, search_pb2.QUERY_EXPANSION_RM3),
+        (search_pb2.SEARCH_MODE_HYBRID, search_pb2.FUSION_RRF, search_pb2.QUERY_EXPANSION_NONE),
+        (search_pb2.SEARCH_MODE_SPARSE, 0, search_pb2.QUERY_EXPANSION_NONE),
+        (search_pb2.SEARCH_MODE_DENSE, 0, search_pb2.QUERY_EXPANSION_NONE),
+    ],
+)
+def test_rm3_is_the_default_only_for_hybrid_dbsf(
+    mode: search_pb2.SearchMode, fusion: search_pb2.Fusion, expected: search_pb2.QueryExpansion
+) -> None:
+    request = search_pb2.SearchRequest(collection="collections/c", query="q", mode=mode)
+    request.fusion = fusion
+    assert plan(request, ["c"]).expansion == expected
+
+
+def test_rm3_cannot_expand_a_dense_search() -> None:
+    request = search_pb2.SearchRequest(
+        collection="collections/c",
+        query="q",
+        mode=search_pb2.SEARCH_MODE_DENSE,
+        query_expansion=search_pb2.QUERY_EXPANSION_RM3,
+    )
+    with pytest.raises(ServiceError) as error:
+        plan(request, ["c"])
+    assert error.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "query_expansion" in str(error.value.details)
 
 
 def test_snippet_centres_on_the_matches() -> None:

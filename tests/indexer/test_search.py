@@ -5,6 +5,7 @@ The qdrant-client store runs against qdrant-client's local mode.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -324,3 +325,38 @@ async def test_collections_without_sparse_vectors_search_dense_only(tmp_path: Pa
     finally:
         await edge.close()
         await client.close()
+
+
+async def test_rm3_expansion_finds_chunks_by_the_feedback_terms(store: VectorStore) -> None:
+    """`alpha` matches two chunks that both say `beta` a lot; RM3 adds `beta` to
+    the query, so the chunk with `beta` and no `alpha` is found too."""
+    await store.create_collection("c", DIMS)
+    texts = {
+        "both-1": "alpha beta beta beta",
+        "both-2": "alpha beta beta",
+        "beta-only": "beta beta gamma",
+        "unrelated": "delta epsilon",
+    }
+    ids = {name: str(uuid.uuid5(uuid.NAMESPACE_URL, name)) for name in texts}
+    await store.upsert(
+        "c",
+        [
+            VectorPoint(ids[name], embed(text), {}, sparse.document_terms(text))
+            for name, text in texts.items()
+        ],
+    )
+    await store.optimize("c")
+    plain = await store.search("c", query(SearchMode.SPARSE, FusionMethod.DBSF, "alpha", limit=10))
+    assert {hit.chunk_id for hit in plain} == {ids["both-1"], ids["both-2"]}
+    expanded = await store.search(
+        "c", query(SearchMode.SPARSE, FusionMethod.DBSF, "alpha", limit=10, expand=True)
+    )
+    found = [hit.chunk_id for hit in expanded]
+    assert set(found) == {ids["both-1"], ids["both-2"], ids["beta-only"]}
+    assert found[-1] == ids["beta-only"]  # it matches the expansion, not the query
+    # Hybrid: the same expansion, every page the same (the first round ignores the page).
+    hybrid = query(SearchMode.HYBRID, FusionMethod.DBSF, "alpha", limit=2, expand=True)
+    first_page = await store.search("c", hybrid)
+    second_page = await store.search("c", dataclasses.replace(hybrid, offset=2))
+    whole = await store.search("c", dataclasses.replace(hybrid, limit=4))
+    assert [h.chunk_id for h in first_page + second_page] == [h.chunk_id for h in whole]

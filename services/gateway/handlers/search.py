@@ -129,6 +129,7 @@ class SearchHandler(search_pb2_grpc.SearchServiceServicer):  # type: ignore[misc
             query_text=request.query,
             mode=search.mode,
             fusion=search.fusion,
+            query_expansion=search.expansion,
             filter=request.filter,
             limit=search.top_k + 1 if in_engine else search.candidates,
             offset=search.offset if in_engine else 0,

@@ -28,7 +28,7 @@ from google.api import resource_pb2 as google_dot_api_dot_resource__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18semantik/v1/search.proto\x12\x0bsemantik.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8c\x02\n\x0cSearchFilter\x12\x1f\n\x0bpath_prefix\x18\x01 \x01(\tR\npathPrefix\x12\x1d\n\nmime_types\x18\x02 \x03(\tR\tmimeTypes\x12\x41\n\x0emodified_after\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\rmodifiedAfter\x12\x43\n\x0fmodified_before\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x0emodifiedBefore\x12\x1b\n\tpage_from\x18\x05 \x01(\x05R\x08pageFrom\x12\x17\n\x07page_to\x18\x06 \x01(\x05R\x06pageTo\">\n\rRerankOptions\x12\x18\n\x07\x65nabled\x18\x01 \x01(\x08R\x07\x65nabled\x12\x13\n\x05top_n\x18\x02 \x01(\x05R\x04topN\"\xc5\x03\n\rSearchRequest\x12;\n\ncollection\x18\x01 \x01(\tB\x1b\xfa\x41\x18\n\x16semantik.io/CollectionR\ncollection\x12\x1a\n\x05query\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02R\x05query\x12\x13\n\x05top_k\x18\x03 \x01(\x05R\x04topK\x12+\n\x04mode\x18\x04 \x01(\x0e\x32\x17.semantik.v1.SearchModeR\x04mode\x12=\n\x0b\x63ollections\x18\x05 \x03(\tB\x1b\xfa\x41\x18\n\x16semantik.io/CollectionR\x0b\x63ollections\x12+\n\x06\x66usion\x18\x06 \x01(\x0e\x32\x13.semantik.v1.FusionR\x06\x66usion\x12\x31\n\x06\x66ilter\x18\x07 \x01(\x0b\x32\x19.semantik.v1.SearchFilterR\x06\x66ilter\x12\'\n\x0fscore_threshold\x18\x08 \x01(\x02R\x0escoreThreshold\x12\x1d\n\npage_token\x18\t \x01(\tR\tpageToken\x12\x32\n\x06rerank\x18\n \x01(\x0b\x32\x1a.semantik.v1.RerankOptionsR\x06rerank\"3\n\tHighlight\x12\x14\n\x05start\x18\x01 \x01(\x05R\x05start\x12\x10\n\x03\x65nd\x18\x02 \x01(\x05R\x03\x65nd\"\xf8\x02\n\x0cSearchResult\x12\x1a\n\x08\x64ocument\x18\x01 \x01(\tR\x08\x64ocument\x12\x1f\n\x0bsource_path\x18\x02 \x01(\tR\nsourcePath\x12\x12\n\x04text\x18\x03 \x01(\tR\x04text\x12!\n\x0cstart_offset\x18\x04 \x01(\x05R\x0bstartOffset\x12\x1d\n\nend_offset\x18\x05 \x01(\x05R\tendOffset\x12\x1f\n\x0b\x63hunk_index\x18\x06 \x01(\x05R\nchunkIndex\x12\x14\n\x05score\x18\x07 \x01(\x02R\x05score\x12\x1e\n\ncollection\x18\x08 \x01(\tR\ncollection\x12\x18\n\x07snippet\x18\t \x01(\tR\x07snippet\x12\x36\n\nhighlights\x18\n \x03(\x0b\x32\x16.semantik.v1.HighlightR\nhighlights\x12\x12\n\x04page\x18\x0b \x01(\x05R\x04page\x12\x18\n\x07heading\x18\x0c \x01(\tR\x07heading\"\xa8\x01\n\x0cSearchTiming\x12\x19\n\x08\x65mbed_ms\x18\x01 \x01(\x01R\x07\x65mbedMs\x12&\n\x0fvector_query_ms\x18\x02 \x01(\x01R\rvectorQueryMs\x12\x1b\n\trerank_ms\x18\x03 \x01(\x01R\x08rerankMs\x12\x1d\n\nhydrate_ms\x18\x04 \x01(\x01R\thydrateMs\x12\x19\n\x08total_ms\x18\x05 \x01(\x01R\x07totalMs\"\xa0\x01\n\x0eSearchResponse\x12\x33\n\x07results\x18\x01 \x03(\x0b\x32\x19.semantik.v1.SearchResultR\x07results\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x12\x31\n\x06timing\x18\x03 \x01(\x0b\x32\x19.semantik.v1.SearchTimingR\x06timing*p\n\nSearchMode\x12\x1b\n\x17SEARCH_MODE_UNSPECIFIED\x10\x00\x12\x15\n\x11SEARCH_MODE_DENSE\x10\x01\x12\x16\n\x12SEARCH_MODE_SPARSE\x10\x02\x12\x16\n\x12SEARCH_MODE_HYBRID\x10\x03*A\n\x06\x46usion\x12\x16\n\x12\x46USION_UNSPECIFIED\x10\x00\x12\x0e\n\nFUSION_RRF\x10\x01\x12\x0f\n\x0b\x46USION_DBSF\x10\x02\x32\xa2\x01\n\rSearchService\x12\x90\x01\n\x06Search\x12\x1a.semantik.v1.SearchRequest\x1a\x1b.semantik.v1.SearchResponse\"M\x82\xd3\xe4\x93\x02G\"%/v1/{collection=collections/*}:search:\x01*Z\x1b\"\x16/v1/collections:search:\x01*b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18semantik/v1/search.proto\x12\x0bsemantik.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8c\x02\n\x0cSearchFilter\x12\x1f\n\x0bpath_prefix\x18\x01 \x01(\tR\npathPrefix\x12\x1d\n\nmime_types\x18\x02 \x03(\tR\tmimeTypes\x12\x41\n\x0emodified_after\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\rmodifiedAfter\x12\x43\n\x0fmodified_before\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x0emodifiedBefore\x12\x1b\n\tpage_from\x18\x05 \x01(\x05R\x08pageFrom\x12\x17\n\x07page_to\x18\x06 \x01(\x05R\x06pageTo\">\n\rRerankOptions\x12\x18\n\x07\x65nabled\x18\x01 \x01(\x08R\x07\x65nabled\x12\x13\n\x05top_n\x18\x02 \x01(\x05R\x04topN\"\x8b\x04\n\rSearchRequest\x12;\n\ncollection\x18\x01 \x01(\tB\x1b\xfa\x41\x18\n\x16semantik.io/CollectionR\ncollection\x12\x1a\n\x05query\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02R\x05query\x12\x13\n\x05top_k\x18\x03 \x01(\x05R\x04topK\x12+\n\x04mode\x18\x04 \x01(\x0e\x32\x17.semantik.v1.SearchModeR\x04mode\x12=\n\x0b\x63ollections\x18\x05 \x03(\tB\x1b\xfa\x41\x18\n\x16semantik.io/CollectionR\x0b\x63ollections\x12+\n\x06\x66usion\x18\x06 \x01(\x0e\x32\x13.semantik.v1.FusionR\x06\x66usion\x12\x31\n\x06\x66ilter\x18\x07 \x01(\x0b\x32\x19.semantik.v1.SearchFilterR\x06\x66ilter\x12\'\n\x0fscore_threshold\x18\x08 \x01(\x02R\x0escoreThreshold\x12\x1d\n\npage_token\x18\t \x01(\tR\tpageToken\x12\x32\n\x06rerank\x18\n \x01(\x0b\x32\x1a.semantik.v1.RerankOptionsR\x06rerank\x12\x44\n\x0fquery_expansion\x18\x0b \x01(\x0e\x32\x1b.semantik.v1.QueryExpansionR\x0equeryExpansion\"3\n\tHighlight\x12\x14\n\x05start\x18\x01 \x01(\x05R\x05start\x12\x10\n\x03\x65nd\x18\x02 \x01(\x05R\x03\x65nd\"\xf8\x02\n\x0cSearchResult\x12\x1a\n\x08\x64ocument\x18\x01 \x01(\tR\x08\x64ocument\x12\x1f\n\x0bsource_path\x18\x02 \x01(\tR\nsourcePath\x12\x12\n\x04text\x18\x03 \x01(\tR\x04text\x12!\n\x0cstart_offset\x18\x04 \x01(\x05R\x0bstartOffset\x12\x1d\n\nend_offset\x18\x05 \x01(\x05R\tendOffset\x12\x1f\n\x0b\x63hunk_index\x18\x06 \x01(\x05R\nchunkIndex\x12\x14\n\x05score\x18\x07 \x01(\x02R\x05score\x12\x1e\n\ncollection\x18\x08 \x01(\tR\ncollection\x12\x18\n\x07snippet\x18\t \x01(\tR\x07snippet\x12\x36\n\nhighlights\x18\n \x03(\x0b\x32\x16.semantik.v1.HighlightR\nhighlights\x12\x12\n\x04page\x18\x0b \x01(\x05R\x04page\x12\x18\n\x07heading\x18\x0c \x01(\tR\x07heading\"\xa8\x01\n\x0cSearchTiming\x12\x19\n\x08\x65mbed_ms\x18\x01 \x01(\x01R\x07\x65mbedMs\x12&\n\x0fvector_query_ms\x18\x02 \x01(\x01R\rvectorQueryMs\x12\x1b\n\trerank_ms\x18\x03 \x01(\x01R\x08rerankMs\x12\x1d\n\nhydrate_ms\x18\x04 \x01(\x01R\thydrateMs\x12\x19\n\x08total_ms\x18\x05 \x01(\x01R\x07totalMs\"\xa0\x01\n\x0eSearchResponse\x12\x33\n\x07results\x18\x01 \x03(\x0b\x32\x19.semantik.v1.SearchResultR\x07results\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x12\x31\n\x06timing\x18\x03 \x01(\x0b\x32\x19.semantik.v1.SearchTimingR\x06timing*p\n\nSearchMode\x12\x1b\n\x17SEARCH_MODE_UNSPECIFIED\x10\x00\x12\x15\n\x11SEARCH_MODE_DENSE\x10\x01\x12\x16\n\x12SEARCH_MODE_SPARSE\x10\x02\x12\x16\n\x12SEARCH_MODE_HYBRID\x10\x03*A\n\x06\x46usion\x12\x16\n\x12\x46USION_UNSPECIFIED\x10\x00\x12\x0e\n\nFUSION_RRF\x10\x01\x12\x0f\n\x0b\x46USION_DBSF\x10\x02*d\n\x0eQueryExpansion\x12\x1f\n\x1bQUERY_EXPANSION_UNSPECIFIED\x10\x00\x12\x18\n\x14QUERY_EXPANSION_NONE\x10\x01\x12\x17\n\x13QUERY_EXPANSION_RM3\x10\x02\x32\xa2\x01\n\rSearchService\x12\x90\x01\n\x06Search\x12\x1a.semantik.v1.SearchRequest\x1a\x1b.semantik.v1.SearchResponse\"M\x82\xd3\xe4\x93\x02G\"%/v1/{collection=collections/*}:search:\x01*Z\x1b\"\x16/v1/collections:search:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -43,24 +43,26 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SEARCHREQUEST'].fields_by_name['collections']._serialized_options = b'\372A\030\n\026semantik.io/Collection'
   _globals['_SEARCHSERVICE'].methods_by_name['Search']._loaded_options = None
   _globals['_SEARCHSERVICE'].methods_by_name['Search']._serialized_options = b'\202\323\344\223\002G\"%/v1/{collection=collections/*}:search:\001*Z\033\"\026/v1/collections:search:\001*'
-  _globals['_SEARCHMODE']._serialized_start=1721
-  _globals['_SEARCHMODE']._serialized_end=1833
-  _globals['_FUSION']._serialized_start=1835
-  _globals['_FUSION']._serialized_end=1900
+  _globals['_SEARCHMODE']._serialized_start=1791
+  _globals['_SEARCHMODE']._serialized_end=1903
+  _globals['_FUSION']._serialized_start=1905
+  _globals['_FUSION']._serialized_end=1970
+  _globals['_QUERYEXPANSION']._serialized_start=1972
+  _globals['_QUERYEXPANSION']._serialized_end=2072
   _globals['_SEARCHFILTER']._serialized_start=165
   _globals['_SEARCHFILTER']._serialized_end=433
   _globals['_RERANKOPTIONS']._serialized_start=435
   _globals['_RERANKOPTIONS']._serialized_end=497
   _globals['_SEARCHREQUEST']._serialized_start=500
-  _globals['_SEARCHREQUEST']._serialized_end=953
-  _globals['_HIGHLIGHT']._serialized_start=955
-  _globals['_HIGHLIGHT']._serialized_end=1006
-  _globals['_SEARCHRESULT']._serialized_start=1009
-  _globals['_SEARCHRESULT']._serialized_end=1385
-  _globals['_SEARCHTIMING']._serialized_start=1388
-  _globals['_SEARCHTIMING']._serialized_end=1556
-  _globals['_SEARCHRESPONSE']._serialized_start=1559
-  _globals['_SEARCHRESPONSE']._serialized_end=1719
-  _globals['_SEARCHSERVICE']._serialized_start=1903
-  _globals['_SEARCHSERVICE']._serialized_end=2065
+  _globals['_SEARCHREQUEST']._serialized_end=1023
+  _globals['_HIGHLIGHT']._serialized_start=1025
+  _globals['_HIGHLIGHT']._serialized_end=1076
+  _globals['_SEARCHRESULT']._serialized_start=1079
+  _globals['_SEARCHRESULT']._serialized_end=1455
+  _globals['_SEARCHTIMING']._serialized_start=1458
+  _globals['_SEARCHTIMING']._serialized_end=1626
+  _globals['_SEARCHRESPONSE']._serialized_start=1629
+  _globals['_SEARCHRESPONSE']._serialized_end=1789
+  _globals['_SEARCHSERVICE']._serialized_start=2075
+  _globals['_SEARCHSERVICE']._serialized_end=2237
 # @@protoc_insertion_point(module_scope)

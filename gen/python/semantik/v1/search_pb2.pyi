@@ -25,6 +25,12 @@ class Fusion(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     FUSION_UNSPECIFIED: _ClassVar[Fusion]
     FUSION_RRF: _ClassVar[Fusion]
     FUSION_DBSF: _ClassVar[Fusion]
+
+class QueryExpansion(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    QUERY_EXPANSION_UNSPECIFIED: _ClassVar[QueryExpansion]
+    QUERY_EXPANSION_NONE: _ClassVar[QueryExpansion]
+    QUERY_EXPANSION_RM3: _ClassVar[QueryExpansion]
 SEARCH_MODE_UNSPECIFIED: SearchMode
 SEARCH_MODE_DENSE: SearchMode
 SEARCH_MODE_SPARSE: SearchMode
@@ -32,6 +38,9 @@ SEARCH_MODE_HYBRID: SearchMode
 FUSION_UNSPECIFIED: Fusion
 FUSION_RRF: Fusion
 FUSION_DBSF: Fusion
+QUERY_EXPANSION_UNSPECIFIED: QueryExpansion
+QUERY_EXPANSION_NONE: QueryExpansion
+QUERY_EXPANSION_RM3: QueryExpansion
 
 class SearchFilter(_message.Message):
     __slots__ = ("path_prefix", "mime_types", "modified_after", "modified_before", "page_from", "page_to")
@@ -58,7 +67,7 @@ class RerankOptions(_message.Message):
     def __init__(self, enabled: _Optional[bool] = ..., top_n: _Optional[int] = ...) -> None: ...
 
 class SearchRequest(_message.Message):
-    __slots__ = ("collection", "query", "top_k", "mode", "collections", "fusion", "filter", "score_threshold", "page_token", "rerank")
+    __slots__ = ("collection", "query", "top_k", "mode", "collections", "fusion", "filter", "score_threshold", "page_token", "rerank", "query_expansion")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     QUERY_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
@@ -69,6 +78,7 @@ class SearchRequest(_message.Message):
     SCORE_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     RERANK_FIELD_NUMBER: _ClassVar[int]
+    QUERY_EXPANSION_FIELD_NUMBER: _ClassVar[int]
     collection: str
     query: str
     top_k: int
@@ -79,7 +89,8 @@ class SearchRequest(_message.Message):
     score_threshold: float
     page_token: str
     rerank: RerankOptions
-    def __init__(self, collection: _Optional[str] = ..., query: _Optional[str] = ..., top_k: _Optional[int] = ..., mode: _Optional[_Union[SearchMode, str]] = ..., collections: _Optional[_Iterable[str]] = ..., fusion: _Optional[_Union[Fusion, str]] = ..., filter: _Optional[_Union[SearchFilter, _Mapping]] = ..., score_threshold: _Optional[float] = ..., page_token: _Optional[str] = ..., rerank: _Optional[_Union[RerankOptions, _Mapping]] = ...) -> None: ...
+    query_expansion: QueryExpansion
+    def __init__(self, collection: _Optional[str] = ..., query: _Optional[str] = ..., top_k: _Optional[int] = ..., mode: _Optional[_Union[SearchMode, str]] = ..., collections: _Optional[_Iterable[str]] = ..., fusion: _Optional[_Union[Fusion, str]] = ..., filter: _Optional[_Union[SearchFilter, _Mapping]] = ..., score_threshold: _Optional[float] = ..., page_token: _Optional[str] = ..., rerank: _Optional[_Union[RerankOptions, _Mapping]] = ..., query_expansion: _Optional[_Union[QueryExpansion, str]] = ...) -> None: ...
 
 class Highlight(_message.Message):
     __slots__ = ("start", "end")

@@ -61,7 +61,7 @@ class StartImportResponse(_message.Message):
     def __init__(self, job_id: _Optional[str] = ...) -> None: ...
 
 class QueryVectorsRequest(_message.Message):
-    __slots__ = ("collection_id", "vector", "limit", "query_text", "mode", "fusion", "prefetch_limit", "filter", "offset", "score_threshold")
+    __slots__ = ("collection_id", "vector", "limit", "query_text", "mode", "fusion", "prefetch_limit", "filter", "offset", "score_threshold", "query_expansion")
     COLLECTION_ID_FIELD_NUMBER: _ClassVar[int]
     VECTOR_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
@@ -72,6 +72,7 @@ class QueryVectorsRequest(_message.Message):
     FILTER_FIELD_NUMBER: _ClassVar[int]
     OFFSET_FIELD_NUMBER: _ClassVar[int]
     SCORE_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    QUERY_EXPANSION_FIELD_NUMBER: _ClassVar[int]
     collection_id: str
     vector: _containers.RepeatedScalarFieldContainer[float]
     limit: int
@@ -82,7 +83,8 @@ class QueryVectorsRequest(_message.Message):
     filter: _search_pb2.SearchFilter
     offset: int
     score_threshold: float
-    def __init__(self, collection_id: _Optional[str] = ..., vector: _Optional[_Iterable[float]] = ..., limit: _Optional[int] = ..., query_text: _Optional[str] = ..., mode: _Optional[_Union[_search_pb2.SearchMode, str]] = ..., fusion: _Optional[_Union[_search_pb2.Fusion, str]] = ..., prefetch_limit: _Optional[int] = ..., filter: _Optional[_Union[_search_pb2.SearchFilter, _Mapping]] = ..., offset: _Optional[int] = ..., score_threshold: _Optional[float] = ...) -> None: ...
+    query_expansion: _search_pb2.QueryExpansion
+    def __init__(self, collection_id: _Optional[str] = ..., vector: _Optional[_Iterable[float]] = ..., limit: _Optional[int] = ..., query_text: _Optional[str] = ..., mode: _Optional[_Union[_search_pb2.SearchMode, str]] = ..., fusion: _Optional[_Union[_search_pb2.Fusion, str]] = ..., prefetch_limit: _Optional[int] = ..., filter: _Optional[_Union[_search_pb2.SearchFilter, _Mapping]] = ..., offset: _Optional[int] = ..., score_threshold: _Optional[float] = ..., query_expansion: _Optional[_Union[_search_pb2.QueryExpansion, str]] = ...) -> None: ...
 
 class VectorHit(_message.Message):
     __slots__ = ("chunk_id", "score")
