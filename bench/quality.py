@@ -64,11 +64,18 @@ MAX_QUERY_CHARS = 4096
 INDEX_TIMEOUT_S = 3600.0
 WARMUP_QUERIES = 5
 
-MODES: dict[str, tuple[search_pb2.SearchMode, search_pb2.Fusion]] = {
-    "dense": (search_pb2.SEARCH_MODE_DENSE, search_pb2.FUSION_UNSPECIFIED),
-    "sparse": (search_pb2.SEARCH_MODE_SPARSE, search_pb2.FUSION_UNSPECIFIED),
-    "hybrid_rrf": (search_pb2.SEARCH_MODE_HYBRID, search_pb2.FUSION_RRF),
-    "hybrid_dbsf": (search_pb2.SEARCH_MODE_HYBRID, search_pb2.FUSION_DBSF),
+_DEFAULT = search_pb2.QUERY_EXPANSION_UNSPECIFIED  # RM3 for hybrid DBSF, none otherwise
+MODES: dict[str, tuple[search_pb2.SearchMode, search_pb2.Fusion, search_pb2.QueryExpansion]] = {
+    "dense": (search_pb2.SEARCH_MODE_DENSE, search_pb2.FUSION_UNSPECIFIED, _DEFAULT),
+    "sparse": (search_pb2.SEARCH_MODE_SPARSE, search_pb2.FUSION_UNSPECIFIED, _DEFAULT),
+    "hybrid_rrf": (search_pb2.SEARCH_MODE_HYBRID, search_pb2.FUSION_RRF, _DEFAULT),
+    # The default search (hybrid, DBSF, RM3), and the same without RM3.
+    "hybrid_dbsf": (search_pb2.SEARCH_MODE_HYBRID, search_pb2.FUSION_DBSF, _DEFAULT),
+    "hybrid_dbsf_no_rm3": (
+        search_pb2.SEARCH_MODE_HYBRID,
+        search_pb2.FUSION_DBSF,
+        search_pb2.QUERY_EXPANSION_NONE,
+    ),
 }
 METRICS = ("ndcg@10", "recall@100", "mrr@10")
 
@@ -248,7 +255,7 @@ def _index(channel: grpc.Channel, data: Dataset, folder: Path) -> dict[str, Any]
 
 def _search(stub: Any, collection: str, query: str, mode: str) -> tuple[list[str], float, int]:
     """Documents by best rank (at most DEPTH), first page's ms, chunk hits read."""
-    search_mode, fusion = MODES[mode]
+    search_mode, fusion, expansion = MODES[mode]
     hits: list[str] = []
     page_token = ""
     first_ms = 0.0
@@ -261,6 +268,7 @@ def _search(stub: Any, collection: str, query: str, mode: str) -> tuple[list[str
                 top_k=PAGE_SIZE,
                 mode=search_mode,
                 fusion=fusion,
+                query_expansion=expansion,
                 page_token=page_token,
             ),
             timeout=60,
@@ -379,7 +387,11 @@ def main(argv: Sequence[str] | None = None) -> None:
             "overlap_tokens": OVERLAP_TOKENS,
             "depth_documents": DEPTH,
             "page_size": PAGE_SIZE,
-            "fusions": {"hybrid_rrf": "RRF", "hybrid_dbsf": "DBSF"},
+            "fusions": {
+                "hybrid_rrf": "RRF",
+                "hybrid_dbsf": "DBSF with RM3 (the default)",
+                "hybrid_dbsf_no_rm3": "DBSF",
+            },
             "bm25": {"implementation": f"bm25s {bm25s.__version__}", "method": "lucene"},
             "k1": K1,
             "b": B,

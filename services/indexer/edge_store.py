@@ -336,6 +336,23 @@ class EdgeVectorStore:
         async with self._writes[collection_id]:
             await self._call(collection_id, lambda: shard.update(operation))
 
+    async def update_file(
+        self, collection_id: str, source_path: str, new_source_path: str, modified_at: float
+    ) -> None:
+        shard = self._shard(collection_id)
+        of_file = qdrant_edge.Filter(
+            must=[
+                qdrant_edge.FieldCondition(
+                    key=PAYLOAD_SOURCE_PATH, match=qdrant_edge.MatchValue(source_path)
+                )
+            ]
+        )
+        operation = qdrant_edge.UpdateOperation.set_payload_by_filter(
+            of_file, {PAYLOAD_SOURCE_PATH: new_source_path, PAYLOAD_MODIFIED_AT: modified_at}
+        )
+        async with self._writes[collection_id]:
+            await self._call(collection_id, lambda: shard.update(operation))
+
     async def search(self, collection_id: str, query: VectorQuery) -> list[Hit]:
         shard = self._shard(collection_id)
         if query.mode is not SearchMode.DENSE and not self._layout(collection_id).sparse:

@@ -52,8 +52,10 @@ from services.indexer.chunking import (
     split_semantic,
 )
 from services.indexer.extraction import DEFAULT_LIMITS, Limits, Ocr, supported_suffixes
+from services.indexer.known import KnownFiles, as_stored, known_files
 from services.indexer.reading import SourceFile, failed, read_file
-from services.indexer.sources import SourceRootError, scan_folder
+from services.indexer.sources import Scan, SourceRootError, scan_folder
+from services.indexer.sync import ChangeSet, diff
 from services.indexer.vector_store import (
     PAYLOAD_MIME_TYPE,
     PAYLOAD_MODIFIED_AT,
@@ -105,6 +107,18 @@ class Metadata(Protocol):
     async def upsert_document(self, request: metadata_pb2.UpsertDocumentRequest) -> list[str]:
         """Returns the chunk ids of the version it replaced."""
         ...
+
+    async def list_documents(
+        self, collection_id: str, path_prefix: str
+    ) -> list[document_pb2.Document]: ...
+
+    async def delete_documents(self, collection_id: str, paths: Sequence[str]) -> list[str]:
+        """Returns the removed documents' chunk ids."""
+        ...
+
+    async def update_document_file(
+        self, collection_id: str, path: str, new_path: str, mtime_ns: int
+    ) -> None: ...
 
 
 class TransientImportError(Exception):
@@ -162,6 +176,8 @@ class ImportSummary:
     documents_failed: int = 0
     chunks_done: int = 0
     bytes_done: int = 0
+    documents_unchanged: int = 0
+    documents_removed: int = 0
     errors: list[tuple[str, str]] = field(default_factory=list)
     error_message: str = ""
 
@@ -208,6 +224,7 @@ class _Run:
         self.unsent_errors: list[tuple[str, str]] = []
         self.last_report = 0.0
         self.dimensions = 0
+        self.known = KnownFiles({}, {})
 
     @property
     def operation_name(self) -> str:
@@ -242,12 +259,20 @@ class _Run:
             )
         except SourceRootError as exc:
             raise FatalImportError(str(exc)) from exc
-        paths = [Path(path) for path in sorted(scan.files)]
-        self.summary.documents_total = len(paths) + len(scan.problems)
+        # What the collection already holds of this folder decides what is
+        # read and embedded again: only new and changed files.
+        self.known = known_files(
+            await self.importer.metadata.list_documents(spec.collection_id, scan.root + "/")
+        )
+        changes = await asyncio.to_thread(diff, as_stored(scan), self.known.files)
+        problems = dict(changes.problems)
+        paths = [Path(path) for path in sorted(changes.added + changes.changed)]
+        self.summary.documents_total = len(scan.files.keys() | problems.keys())
         await self._report(operation_pb2.OPERATION_STATE_RUNNING)
+        await self._sync_unchanged(scan, changes)
         # Files the scan refused (too large, symlinks out of the folder or in
         # a loop) are documents that failed, with the scan's reason.
-        for problem_path, reason in scan.problems:
+        for problem_path, reason in sorted(problems.items()):
             await self._record_failure(failed(problem_path, reason))
         # Several documents in flight at once: their embedding requests meet
         # in the embedder's batcher and share forward passes, where one
@@ -280,10 +305,49 @@ class _Run:
             self.summary.chunks_done,
         )
 
+    async def _sync_unchanged(self, scan: Scan, changes: ChangeSet) -> None:
+        """Brings the index to the folder without embedding anything: files
+        that left it go, moved and touched files get their new path and
+        modify time, unchanged ones are counted."""
+        spec, store, metadata = self.spec, self.importer.store, self.importer.metadata
+        gone = self.known.with_attachments(changes.deleted)
+        if gone:
+            chunk_ids = await metadata.delete_documents(spec.collection_id, gone)
+            await store.delete_points(spec.collection_id, chunk_ids)
+            self.summary.documents_removed += len(gone)
+        renames = [(path, path) for path in changes.touched] + list(changes.moved)
+        for old, new in renames:
+            mtime_ns = scan.files[new].mtime_ns
+            for attachment in self.known.attachments.get(old, []):
+                await self._update_file(attachment, new + attachment[len(old) :], mtime_ns)
+            await self._update_file(old, new, mtime_ns)
+        # Known paths (a moved file's attachments are known under its old path).
+        for path in [*changes.unchanged, *changes.touched, *(old for old, _ in changes.moved)]:
+            count = 1 + len(self.known.attachments.get(path, []))
+            self.summary.documents_unchanged += count
+            self.summary.documents_done += count
+            self.summary.documents_total += count - 1
+
+    async def _update_file(self, path: str, new_path: str, mtime_ns: int) -> None:
+        await self.importer.metadata.update_document_file(
+            self.spec.collection_id, path, new_path, mtime_ns
+        )
+        await self.importer.store.update_file(
+            self.spec.collection_id, path, new_path, epoch_seconds(mtime_ns)
+        )
+
     async def _index(self, path: Path) -> None:
         """The file's documents: itself, and a mail's attachments."""
         sources = await asyncio.to_thread(read_file, path, self.spec.limits, self.importer.ocr)
         self.summary.bytes_done += sources[0].size
+        # Attachments the mail no longer has leave the index.
+        stale = set(self.known.attachments.get(str(path), [])) - {s.path for s in sources}
+        if stale:
+            chunk_ids = await self.importer.metadata.delete_documents(
+                self.spec.collection_id, sorted(stale)
+            )
+            await self.importer.store.delete_points(self.spec.collection_id, chunk_ids)
+            self.summary.documents_removed += len(stale)
         # Attachments are documents beyond the scan's count.
         self.summary.documents_total += len(sources) - 1
         for source in sources:
@@ -429,6 +493,8 @@ class _Run:
             documents_failed=s.documents_failed,
             chunks_done=s.chunks_done,
             bytes_done=s.bytes_done,
+            documents_unchanged=s.documents_unchanged,
+            documents_removed=s.documents_removed,
         )
 
     async def _report(self, state: operation_pb2.OperationState, error_message: str = "") -> None:

@@ -266,6 +266,27 @@ class QdrantClientVectorStore:
         except Exception as exc:
             raise await self._not_found_or(collection_id, exc) from exc
 
+    async def update_file(
+        self, collection_id: str, source_path: str, new_source_path: str, modified_at: float
+    ) -> None:
+        await self._require(collection_id)
+        of_file = models.Filter(
+            must=[
+                models.FieldCondition(
+                    key=PAYLOAD_SOURCE_PATH, match=models.MatchValue(value=source_path)
+                )
+            ]
+        )
+        try:
+            await self._client.set_payload(
+                collection_id,
+                payload={PAYLOAD_SOURCE_PATH: new_source_path, PAYLOAD_MODIFIED_AT: modified_at},
+                points=of_file,
+                wait=True,
+            )
+        except Exception as exc:
+            raise await self._not_found_or(collection_id, exc) from exc
+
     async def delete_points(self, collection_id: str, chunk_ids: Sequence[str]) -> None:
         if not chunk_ids:
             return

@@ -215,6 +215,12 @@ class VectorStore(Protocol):
     async def delete_points(self, collection_id: str, chunk_ids: Sequence[str]) -> None:
         """Deletes points by id; unknown ids are ignored."""
 
+    async def update_file(
+        self, collection_id: str, source_path: str, new_source_path: str, modified_at: float
+    ) -> None:
+        """A document's file moved and/or was touched: every point of `source_path`
+        gets the new path and modify time (what filters read); vectors unchanged."""
+
     async def search(self, collection_id: str, query: VectorQuery) -> list[Hit]:
         """Best points for the query, best first, filtered inside the engine.
 

@@ -64,6 +64,7 @@ DEFAULT_CHUNK_TOKENS = 200
 DEFAULT_OVERLAP_TOKENS = 40
 # HydrateChunks answers search results; this bounds one message.
 MAX_HYDRATE_IDS = 10_000
+MAX_DELETE_PATHS = 1000
 
 DOCUMENT_STATES = frozenset(
     {document_pb2.DOCUMENT_STATE_INDEXED, document_pb2.DOCUMENT_STATE_FAILED}
@@ -311,6 +312,8 @@ class MetadataHandler:
                 "documents_failed",
                 "chunks_done",
                 "bytes_done",
+                "documents_unchanged",
+                "documents_removed",
             ):
                 _check_non_negative(violations, f"progress.{field}", getattr(p, field))
             progress = Progress(
@@ -319,6 +322,8 @@ class MetadataHandler:
                 documents_failed=p.documents_failed,
                 chunks_done=p.chunks_done,
                 bytes_done=p.bytes_done,
+                documents_unchanged=p.documents_unchanged,
+                documents_removed=p.documents_removed,
             )
         for i, error in enumerate(request.document_errors):
             _check_text(violations, f"document_errors[{i}].source_path", error.source_path)
@@ -452,6 +457,50 @@ class MetadataHandler:
         return metadata_pb2.ListDocumentsResponse(
             documents=[document_message(row) for row in page], next_page_token=token
         )
+
+    async def DeleteDocuments(
+        self, request: metadata_pb2.DeleteDocumentsRequest, context: ServicerContext
+    ) -> metadata_pb2.DeleteDocumentsResponse:
+        collection_id = resources.collection_id_of("collection_id", request.collection_id)
+        violations = FieldViolations()
+        if len(request.source_paths) > MAX_DELETE_PATHS:
+            violations.add("source_paths", f"at most {MAX_DELETE_PATHS} paths per call")
+        for i, path in enumerate(request.source_paths[:MAX_DELETE_PATHS]):
+            _check_text(violations, f"source_paths[{i}]", path)
+        violations.raise_if_any()
+        count, chunk_ids = await self._store.delete_documents(
+            collection_id, list(request.source_paths), self._timeout(context)
+        )
+        return metadata_pb2.DeleteDocumentsResponse(
+            chunk_ids=[str(chunk_id) for chunk_id in chunk_ids], deleted_count=count
+        )
+
+    async def UpdateDocumentFile(
+        self, request: metadata_pb2.UpdateDocumentFileRequest, context: ServicerContext
+    ) -> metadata_pb2.UpdateDocumentFileResponse:
+        collection_id = resources.collection_id_of("collection_id", request.collection_id)
+        violations = FieldViolations()
+        if not request.source_path:
+            violations.add("source_path", "is required")
+        _check_text(violations, "source_path", request.source_path)
+        _check_text(violations, "new_source_path", request.new_source_path)
+        modify_time = None
+        if request.HasField("modify_time"):
+            try:
+                modify_time = request.modify_time.ToDatetime(tzinfo=UTC)
+            except (ValueError, OverflowError):
+                violations.add("modify_time", "is not a valid timestamp")
+        violations.raise_if_any()
+        row = await self._store.update_document_file(
+            collection_id,
+            request.source_path,
+            request.new_source_path or request.source_path,
+            modify_time,
+            self._timeout(context),
+        )
+        if row is None:
+            raise not_found(DOCUMENT, request.source_path)
+        return metadata_pb2.UpdateDocumentFileResponse(document=document_message(row))
 
     async def HydrateChunks(
         self, request: metadata_pb2.HydrateChunksRequest, context: ServicerContext

@@ -107,6 +107,8 @@ operations = sa.Table(
     _count("documents_failed"),
     _count("chunks_done"),
     _count("bytes_done"),
+    _count("documents_unchanged"),
+    _count("documents_removed"),
     _text("error_message"),
     sa.Column(
         "document_errors",

@@ -206,6 +206,8 @@ def operation_message(row: Row) -> operation_pb2.Operation:
             documents_failed=row["documents_failed"],
             chunks_done=row["chunks_done"],
             bytes_done=row["bytes_done"],
+            documents_unchanged=row["documents_unchanged"],
+            documents_removed=row["documents_removed"],
         ),
         document_errors=[
             operation_pb2.DocumentError(source_path=e["source_path"], reason=e["reason"])

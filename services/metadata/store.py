@@ -211,6 +211,8 @@ class Progress:
     documents_failed: int
     chunks_done: int
     bytes_done: int
+    documents_unchanged: int = 0
+    documents_removed: int = 0
 
 
 @dataclass(frozen=True)
@@ -652,6 +654,61 @@ class MetadataStore:
         replaced = [r["id"] for r in old_ids if r["id"] not in new_ids]
         return row, replaced
 
+    async def delete_documents(
+        self, collection_id: str, source_paths: Sequence[str], timeout_s: float
+    ) -> tuple[int, list[uuid.UUID]]:
+        """Removes the documents at these paths and their chunks, in one
+        transaction: (documents removed, their chunk ids)."""
+        key = partition_key(collection_id)
+        async with (
+            self._connection(timeout_s) as (connection, deadline),
+            connection.transaction(),
+        ):
+            documents = await connection.fetch(
+                "DELETE FROM documents WHERE collection_id = $1"
+                " AND source_path = ANY($2::text[]) RETURNING id",
+                collection_id,
+                list(source_paths),
+                timeout=deadline.left(),
+            )
+            if not documents:
+                return 0, []
+            chunks = await connection.fetch(
+                "DELETE FROM chunks WHERE partition_key = $3 AND collection_id = $1"
+                " AND document_id = ANY($2::uuid[]) RETURNING id",
+                collection_id,
+                [row["id"] for row in documents],
+                key,
+                timeout=deadline.left(),
+            )
+        return len(documents), [row["id"] for row in chunks]
+
+    async def update_document_file(
+        self,
+        collection_id: str,
+        source_path: str,
+        new_source_path: str,
+        modify_time: datetime | None,
+        timeout_s: float,
+    ) -> Row | None:
+        """A moved or touched file: the document's new path and modify time,
+        its chunks unchanged. None when absent; AlreadyExists-style error
+        (ServiceError) when the new path is taken."""
+        async with self._connection(timeout_s) as (connection, deadline):
+            try:
+                row: Row | None = await connection.fetchrow(
+                    "UPDATE documents SET source_path = $3, modify_time = $4"
+                    " WHERE collection_id = $1 AND source_path = $2 RETURNING *",
+                    collection_id,
+                    source_path,
+                    new_source_path,
+                    modify_time,
+                    timeout=deadline.left(),
+                )
+            except asyncpg.UniqueViolationError as exc:
+                raise already_exists("semantik.io/Document", new_source_path) from exc
+            return row
+
     async def get_document(
         self, collection_id: str, document_id: uuid.UUID, timeout_s: float
     ) -> Row | None:
@@ -784,7 +841,7 @@ class MetadataStore:
         """
         progress = update.progress
         counters = (
-            (None,) * 5
+            (None,) * 7
             if progress is None
             else (
                 progress.documents_total,
@@ -792,6 +849,8 @@ class MetadataStore:
                 progress.documents_failed,
                 progress.chunks_done,
                 progress.bytes_done,
+                progress.documents_unchanged,
+                progress.documents_removed,
             )
         )
         async with (
@@ -820,8 +879,10 @@ class MetadataStore:
                     documents_failed = COALESCE($5, documents_failed),
                     chunks_done = COALESCE($6, chunks_done),
                     bytes_done = COALESCE($7, bytes_done),
-                    document_errors = document_errors || $8::jsonb,
-                    error_message = CASE WHEN $9 = '' THEN error_message ELSE $9 END,
+                    documents_unchanged = COALESCE($8, documents_unchanged),
+                    documents_removed = COALESCE($9, documents_removed),
+                    document_errors = document_errors || $10::jsonb,
+                    error_message = CASE WHEN $11 = '' THEN error_message ELSE $11 END,
                     update_time = now(),
                     end_time = CASE WHEN COALESCE($2, state) IN (3, 4)
                                     THEN COALESCE(end_time, now()) END

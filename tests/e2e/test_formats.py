@@ -155,7 +155,7 @@ def _search(api: Api, query: str, mode: Any = search_pb2.SEARCH_MODE_SPARSE) -> 
 
 def test_the_run_succeeds_and_counts_every_document(imported: tuple[Path, Any]) -> None:
     root, done = imported
-    assert done.state == operation_pb2.OPERATION_STATE_SUCCEEDED, done.error_message
+    assert done.state == operation_pb2.OPERATION_STATE_SUCCEEDED, done.error.message
     # 8 marker documents (one an attachment), the empty file, the hostile files,
     # and the scanned PDF when tesseract is installed.
     scanned = 1 if (root / "scan.pdf").exists() else 0

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from semantik.internal.v1 import metadata_pb2
+from semantik.v1 import document_pb2
 from semantik_runner.ports import free_port
 from semantik_runner.stores import RedisServer
 from services.indexer.chunking import TokenSpans
@@ -73,6 +74,30 @@ class FakeMetadata:
         self.updates.append(request)
 
     async def upsert_document(self, request: metadata_pb2.UpsertDocumentRequest) -> list[str]:
+        # PostgreSQL keeps times to the microsecond.
+        stored_ns = request.document.modify_time.ToNanoseconds() // 1000 * 1000
+        request.document.modify_time.FromNanoseconds(stored_ns)
         previous = self.documents.get(request.document.source_path)
         self.documents[request.document.source_path] = request
         return [] if previous is None else [c.chunk_id for c in previous.chunks]
+
+    async def list_documents(
+        self, collection_id: str, path_prefix: str
+    ) -> list[document_pb2.Document]:
+        return [
+            stored.document
+            for path, stored in sorted(self.documents.items())
+            if stored.collection_id == collection_id and path.startswith(path_prefix)
+        ]
+
+    async def delete_documents(self, collection_id: str, paths: Sequence[str]) -> list[str]:
+        removed = [self.documents.pop(path) for path in paths if path in self.documents]
+        return [chunk.chunk_id for stored in removed for chunk in stored.chunks]
+
+    async def update_document_file(
+        self, collection_id: str, path: str, new_path: str, mtime_ns: int
+    ) -> None:
+        stored = self.documents.pop(path)
+        stored.document.source_path = new_path or path
+        stored.document.modify_time.FromNanoseconds(mtime_ns // 1000 * 1000)
+        self.documents[new_path or path] = stored

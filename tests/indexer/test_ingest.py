@@ -101,7 +101,9 @@ async def test_import_indexes_documents_and_reports(
     assert a.document.state == document_pb2.DOCUMENT_STATE_INDEXED
     assert a.document.mime_type == "text/plain"
     assert a.document.size_bytes == (source / "a.txt").stat().st_size
-    assert a.document.modify_time.ToNanoseconds() == (source / "a.txt").stat().st_mtime_ns
+    # To the microsecond, as metadata keeps it.
+    mtime_us = (source / "a.txt").stat().st_mtime_ns // 1000
+    assert a.document.modify_time.ToNanoseconds() == mtime_us * 1000
     assert len(a.document.content_hash) == 64
     # 95 tokens, 20 per chunk, stride 15: windows start at 0, 15, ..., 75.
     assert [c.token_count for c in a.chunks] == [20, 20, 20, 20, 20, 20]
@@ -141,8 +143,9 @@ async def test_import_again_is_idempotent(edge_store: EdgeVectorStore, source: P
     second = await importer.run(spec(source, "op-2"))
     ids_after = {p: [c.chunk_id for c in d.chunks] for p, d in metadata.documents.items()}
     assert ids_after == ids_before
-    assert second.chunks_done == first.chunks_done
-    # Replaced chunks that are the new chunks themselves stay stored.
+    # What is indexed is not embedded again; the failed files are read again.
+    assert (second.chunks_done, second.documents_unchanged) == (0, first.documents_done)
+    assert second.documents_failed == first.documents_failed
     assert await edge_store.count("books") == first.chunks_done
 
 
@@ -322,3 +325,70 @@ async def test_import_writes_sparse_vectors_and_filter_payload(
         if d.document.mime_type == "text/markdown"
     }
     assert {h.chunk_id for h in only_md} == md_ids
+
+
+async def test_a_second_import_embeds_only_what_changed(
+    edge_store: EdgeVectorStore, tmp_path: Path
+) -> None:
+    root = tmp_path / "docs"
+    (root / "sub").mkdir(parents=True)
+    for name, seed in [("same.txt", 1), ("touched.txt", 2), ("moving.md", 3), ("gone.txt", 4)]:
+        (root / name).write_text(prose(seed, 30), encoding="utf-8")
+    (root / "edited.txt").write_text(prose(5, 30), encoding="utf-8")
+    await edge_store.create_collection("books", DIMS)
+    embedder, metadata = FakeEmbedder(), FakeMetadata()
+    importer = make_importer(edge_store, embedder, metadata)
+    first = await importer.run(spec(root))
+    assert first.documents_done == 5
+    moving_chunks = [c.chunk_id for c in metadata.documents[str(root / "moving.md")].chunks]
+    gone_chunks = [c.chunk_id for c in metadata.documents[str(root / "gone.txt")].chunks]
+    edited_before = len(metadata.documents[str(root / "edited.txt")].chunks)
+    points_before = await edge_store.count("books")
+
+    later = (root / "touched.txt").stat().st_mtime_ns + 5_000_000_000
+    os.utime(root / "touched.txt", ns=(later, later))
+    (root / "moving.md").rename(root / "sub" / "moved.md")
+    (root / "gone.txt").unlink()
+    (root / "edited.txt").write_text(prose(6, 30), encoding="utf-8")
+    embedder.embed_calls.clear()
+    second = await importer.run(spec(root, "op-2"))
+
+    assert second.state == operation_pb2.OPERATION_STATE_SUCCEEDED
+    # same, touched and moved are unchanged; edited is read and embedded again.
+    assert (second.documents_unchanged, second.documents_removed) == (3, 1)
+    assert (second.documents_done, second.documents_total) == (4, 4)
+    assert sum(embedder.embed_calls) == len(metadata.documents[str(root / "edited.txt")].chunks)
+    assert str(root / "gone.txt") not in metadata.documents
+    assert str(root / "moving.md") not in metadata.documents
+    moved = metadata.documents[str(root / "sub" / "moved.md")]
+    assert [c.chunk_id for c in moved.chunks] == moving_chunks
+    touched = metadata.documents[str(root / "touched.txt")].document
+    assert touched.modify_time.ToNanoseconds() == later // 1000 * 1000
+    # The vectors followed: the removed file's are gone, the moved file's are
+    # found under its new path, the touched file's under its new time.
+    edited_after = len(metadata.documents[str(root / "edited.txt")].chunks)
+    assert await edge_store.count("books") == (
+        points_before - len(gone_chunks) - edited_before + edited_after
+    )
+    in_sub = await edge_store.search(
+        "books",
+        VectorQuery(
+            limit=50, vector=embed("x"), filter=PayloadFilter(path_prefix=str(root / "sub"))
+        ),
+    )
+    assert sorted(hit.chunk_id for hit in in_sub) == sorted(moving_chunks)
+    recent = await edge_store.search(
+        "books",
+        VectorQuery(
+            limit=50, vector=embed("x"), filter=PayloadFilter(modified_after=later / 1e9 - 1)
+        ),
+    )
+    assert {hit.chunk_id for hit in recent} >= {
+        c.chunk_id for c in metadata.documents[str(root / "touched.txt")].chunks
+    }
+
+    # Nothing changed since: a third import embeds nothing.
+    embedder.embed_calls.clear()
+    third = await importer.run(spec(root, "op-3"))
+    assert (third.documents_unchanged, third.documents_done) == (4, 4)
+    assert embedder.embed_calls == []

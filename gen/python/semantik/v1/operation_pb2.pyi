@@ -35,18 +35,22 @@ OPERATION_STATE_SUCCEEDED: OperationState
 OPERATION_STATE_FAILED: OperationState
 
 class OperationProgress(_message.Message):
-    __slots__ = ("documents_total", "documents_done", "documents_failed", "chunks_done", "bytes_done")
+    __slots__ = ("documents_total", "documents_done", "documents_failed", "chunks_done", "bytes_done", "documents_unchanged", "documents_removed")
     DOCUMENTS_TOTAL_FIELD_NUMBER: _ClassVar[int]
     DOCUMENTS_DONE_FIELD_NUMBER: _ClassVar[int]
     DOCUMENTS_FAILED_FIELD_NUMBER: _ClassVar[int]
     CHUNKS_DONE_FIELD_NUMBER: _ClassVar[int]
     BYTES_DONE_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENTS_UNCHANGED_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENTS_REMOVED_FIELD_NUMBER: _ClassVar[int]
     documents_total: int
     documents_done: int
     documents_failed: int
     chunks_done: int
     bytes_done: int
-    def __init__(self, documents_total: _Optional[int] = ..., documents_done: _Optional[int] = ..., documents_failed: _Optional[int] = ..., chunks_done: _Optional[int] = ..., bytes_done: _Optional[int] = ...) -> None: ...
+    documents_unchanged: int
+    documents_removed: int
+    def __init__(self, documents_total: _Optional[int] = ..., documents_done: _Optional[int] = ..., documents_failed: _Optional[int] = ..., chunks_done: _Optional[int] = ..., bytes_done: _Optional[int] = ..., documents_unchanged: _Optional[int] = ..., documents_removed: _Optional[int] = ...) -> None: ...
 
 class DocumentError(_message.Message):
     __slots__ = ("source_path", "reason")

@@ -1,4 +1,4 @@
-"""Chunking strategies and headings.
+"""Chunking strategies, headings, and sync counters.
 
 - `collections.chunking_strategy` (`semantik.v1.ChunkingStrategy`): collections
   made before it were cut into fixed token windows, so they keep FIXED_TOKENS
@@ -6,7 +6,10 @@
 - `chunks.heading`: the heading path of a passage (`Intro > Install`), from
   the document's format; '' when none (all earlier chunks).
 
-Both are additions with defaults: PostgreSQL adds them without rewriting the
+- `operations.documents_unchanged` / `documents_removed`: what a re-import
+  found already indexed (skipped, moved or touched) and what it removed.
+
+All are additions with defaults: PostgreSQL adds them without rewriting the
 tables (a constant default is stored in the catalogue), partitions included.
 
 Revision ID: 0004
@@ -27,6 +30,7 @@ depends_on: str | None = None
 FIXED_TOKENS = "3"
 # RECURSIVE, MARKDOWN, FIXED_TOKENS, SEMANTIC
 STRATEGIES = "1, 2, 3, 4"
+COUNTERS = ("documents_unchanged", "documents_removed")
 
 
 def upgrade() -> None:
@@ -42,9 +46,15 @@ def upgrade() -> None:
         f"chunking_strategy IN ({STRATEGIES})",
     )
     op.add_column("chunks", sa.Column("heading", sa.Text(), nullable=False, server_default=""))
+    for counter in COUNTERS:
+        op.add_column(
+            "operations", sa.Column(counter, sa.BigInteger(), nullable=False, server_default="0")
+        )
 
 
 def downgrade() -> None:
+    for counter in COUNTERS:
+        op.drop_column("operations", counter)
     op.drop_column("chunks", "heading")
     op.drop_constraint("collections_chunking_strategy_check", "collections")
     op.drop_column("collections", "chunking_strategy")

@@ -249,6 +249,40 @@ class HydrateChunksResponse(_message.Message):
     chunks: _containers.RepeatedCompositeFieldContainer[HydratedChunk]
     def __init__(self, chunks: _Optional[_Iterable[_Union[HydratedChunk, _Mapping]]] = ...) -> None: ...
 
+class DeleteDocumentsRequest(_message.Message):
+    __slots__ = ("collection_id", "source_paths")
+    COLLECTION_ID_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_PATHS_FIELD_NUMBER: _ClassVar[int]
+    collection_id: str
+    source_paths: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, collection_id: _Optional[str] = ..., source_paths: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class DeleteDocumentsResponse(_message.Message):
+    __slots__ = ("chunk_ids", "deleted_count")
+    CHUNK_IDS_FIELD_NUMBER: _ClassVar[int]
+    DELETED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    chunk_ids: _containers.RepeatedScalarFieldContainer[str]
+    deleted_count: int
+    def __init__(self, chunk_ids: _Optional[_Iterable[str]] = ..., deleted_count: _Optional[int] = ...) -> None: ...
+
+class UpdateDocumentFileRequest(_message.Message):
+    __slots__ = ("collection_id", "source_path", "new_source_path", "modify_time")
+    COLLECTION_ID_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_PATH_FIELD_NUMBER: _ClassVar[int]
+    NEW_SOURCE_PATH_FIELD_NUMBER: _ClassVar[int]
+    MODIFY_TIME_FIELD_NUMBER: _ClassVar[int]
+    collection_id: str
+    source_path: str
+    new_source_path: str
+    modify_time: _timestamp_pb2.Timestamp
+    def __init__(self, collection_id: _Optional[str] = ..., source_path: _Optional[str] = ..., new_source_path: _Optional[str] = ..., modify_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class UpdateDocumentFileResponse(_message.Message):
+    __slots__ = ("document",)
+    DOCUMENT_FIELD_NUMBER: _ClassVar[int]
+    document: _document_pb2.Document
+    def __init__(self, document: _Optional[_Union[_document_pb2.Document, _Mapping]] = ...) -> None: ...
+
 class UserRecord(_message.Message):
     __slots__ = ("user", "password_hash", "token_version")
     USER_FIELD_NUMBER: _ClassVar[int]

@@ -96,6 +96,16 @@ class MetadataServiceStub:
                 request_serializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.HydrateChunksRequest.SerializeToString,
                 response_deserializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.HydrateChunksResponse.FromString,
                 _registered_method=True)
+        self.DeleteDocuments = channel.unary_unary(
+                '/semantik.internal.v1.MetadataService/DeleteDocuments',
+                request_serializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.DeleteDocumentsRequest.SerializeToString,
+                response_deserializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.DeleteDocumentsResponse.FromString,
+                _registered_method=True)
+        self.UpdateDocumentFile = channel.unary_unary(
+                '/semantik.internal.v1.MetadataService/UpdateDocumentFile',
+                request_serializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.UpdateDocumentFileRequest.SerializeToString,
+                response_deserializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.UpdateDocumentFileResponse.FromString,
+                _registered_method=True)
         self.CreateUser = channel.unary_unary(
                 '/semantik.internal.v1.MetadataService/CreateUser',
                 request_serializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.CreateUserRequest.SerializeToString,
@@ -258,6 +268,23 @@ class MetadataServiceServicer:
 
     def HydrateChunks(self, request, context):
         """Reads chunks and their documents by id, in one round trip.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteDocuments(self, request, context):
+        """Removes documents (their files left the source) with their chunks, in
+        one transaction; returns the removed chunk ids. Absent paths are skipped.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateDocumentFile(self, request, context):
+        """A document's file moved and/or was touched with its content unchanged:
+        new path and modify time, the same chunks. NOT_FOUND when absent,
+        ALREADY_EXISTS when the new path is another document's.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -437,6 +464,16 @@ def add_MetadataServiceServicer_to_server(servicer, server):
                     servicer.HydrateChunks,
                     request_deserializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.HydrateChunksRequest.FromString,
                     response_serializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.HydrateChunksResponse.SerializeToString,
+            ),
+            'DeleteDocuments': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteDocuments,
+                    request_deserializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.DeleteDocumentsRequest.FromString,
+                    response_serializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.DeleteDocumentsResponse.SerializeToString,
+            ),
+            'UpdateDocumentFile': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateDocumentFile,
+                    request_deserializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.UpdateDocumentFileRequest.FromString,
+                    response_serializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.UpdateDocumentFileResponse.SerializeToString,
             ),
             'CreateUser': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateUser,
@@ -840,6 +877,60 @@ class MetadataService:
             '/semantik.internal.v1.MetadataService/HydrateChunks',
             semantik_dot_internal_dot_v1_dot_metadata__pb2.HydrateChunksRequest.SerializeToString,
             semantik_dot_internal_dot_v1_dot_metadata__pb2.HydrateChunksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteDocuments(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/semantik.internal.v1.MetadataService/DeleteDocuments',
+            semantik_dot_internal_dot_v1_dot_metadata__pb2.DeleteDocumentsRequest.SerializeToString,
+            semantik_dot_internal_dot_v1_dot_metadata__pb2.DeleteDocumentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateDocumentFile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/semantik.internal.v1.MetadataService/UpdateDocumentFile',
+            semantik_dot_internal_dot_v1_dot_metadata__pb2.UpdateDocumentFileRequest.SerializeToString,
+            semantik_dot_internal_dot_v1_dot_metadata__pb2.UpdateDocumentFileResponse.FromString,
             options,
             channel_credentials,
             insecure,
