@@ -41,7 +41,7 @@ class IndexerConfig:
             run_worker=env_bool("INDEXER_RUN_WORKER", True),
             worker_jobs=env_int("INDEXER_WORKER_JOBS", 2),
             embed_batch_texts=env_int("EMBED_BATCH_TEXTS", 64),
-            document_concurrency=env_int("INDEXER_DOCUMENT_CONCURRENCY", 8),
+            document_concurrency=env_int("INDEXER_DOCUMENT_CONCURRENCY", 32),
             tesseract_cmd=env_str("TESSERACT_CMD", "tesseract"),
             ocr_languages=env_str("OCR_LANGUAGES", "eng"),
         )

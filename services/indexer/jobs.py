@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from arq.connections import ArqRedis
+from arq.constants import in_progress_key_prefix
 from arq.worker import Retry, Worker, func
 from redis.asyncio import ConnectionPool
 
@@ -112,8 +113,29 @@ async def run_standalone(redis_url: str, run_import: ImportRunner, max_jobs: int
         await worker.close()
 
 
+async def release_orphans(redis: Queue) -> list[str]:
+    """Frees queued jobs that a dead worker still claims; returns their ids.
+
+    arq marks a running job in progress for JOB_TIMEOUT_S, so the job of a
+    worker that was killed (SIGKILL, out of memory, power) would wait hours
+    for another worker. Only a worker that knows it is the only one may call
+    this: any claim it finds is then a dead process's.
+    """
+    released: list[str] = []
+    for raw in await redis.zrange(QUEUE_NAME, 0, -1):
+        job_id = raw.decode() if isinstance(raw, bytes) else str(raw)
+        if await redis.delete(in_progress_key_prefix + job_id):
+            released.append(job_id)
+    return released
+
+
 class InProcessWorker:
-    """An arq worker on the running event loop, restarted when Redis is lost."""
+    """An arq worker on the running event loop, restarted when Redis is lost.
+
+    `sole_worker`: this is the only worker of the queue (Qdrant Edge: the
+    indexer process alone opens the shards), so at every start it frees jobs
+    a killed predecessor left claimed, and they run again at once.
+    """
 
     def __init__(
         self,
@@ -121,11 +143,14 @@ class InProcessWorker:
         run_import: ImportRunner,
         max_jobs: int,
         restart_delay_s: float = 1.0,
+        *,
+        sole_worker: bool = False,
     ) -> None:
         self._redis_url = redis_url
         self._run_import = run_import
         self._max_jobs = max_jobs
         self._restart_delay_s = restart_delay_s
+        self._sole_worker = sole_worker
         self._worker: Worker | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -139,6 +164,14 @@ class InProcessWorker:
             )
             self._worker = worker
             try:
+                if self._sole_worker:
+                    # No job of this process runs now (the previous worker's
+                    # tasks were awaited below), so every claim is orphaned.
+                    for job_id in await release_orphans(worker.pool):
+                        log.warning(
+                            "import %s was left claimed by a stopped worker; running it again",
+                            job_id,
+                        )
                 await worker.main()
             except Exception as exc:
                 log.warning("import worker stopped (%s); restarting", exc)

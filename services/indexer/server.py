@@ -67,7 +67,13 @@ async def serve(config: IndexerConfig) -> None:
     metadata_channel = open_channel(config.metadata_target)
     importer = build_importer(config, store, embedder_channel, metadata_channel)
     worker = (
-        jobs.InProcessWorker(config.redis_url, jobs.runner_for(importer), config.worker_jobs)
+        jobs.InProcessWorker(
+            config.redis_url,
+            jobs.runner_for(importer),
+            config.worker_jobs,
+            # With Qdrant Edge this process is the queue's only worker.
+            sole_worker=not config.qdrant_url,
+        )
         if config.run_worker
         else None
     )

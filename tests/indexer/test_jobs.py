@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
+from arq.constants import in_progress_key_prefix
 
 from semantik.internal.v1 import indexer_pb2
 from semantik_runner.stores import RedisServer
@@ -134,3 +135,28 @@ async def test_job_interrupted_by_stop_runs_again(
     finally:
         await second.stop()
     assert [spec.operation_id for spec, _ in recorder.calls] == ["op-4"]
+
+
+async def test_a_sole_worker_reruns_a_job_a_killed_worker_left_claimed(
+    queue: jobs.Queue, redis_server: RedisServer
+) -> None:
+    await jobs.enqueue_import(queue, request("op-9"))
+    # What a worker killed mid-job leaves behind: its claim, for JOB_TIMEOUT_S.
+    await queue.psetex(in_progress_key_prefix + "op-9", int(jobs.JOB_TIMEOUT_S * 1000), b"1")
+
+    # One of several workers may not take it: the claim could be a live worker's.
+    shared_recorder = Recorder()
+    shared = jobs.InProcessWorker(redis_server.url, shared_recorder, max_jobs=1)
+    shared.start()
+    await asyncio.sleep(1.5)
+    await shared.stop()
+    assert shared_recorder.calls == []
+
+    recorder = Recorder()
+    sole = jobs.InProcessWorker(redis_server.url, recorder, max_jobs=1, sole_worker=True)
+    sole.start()
+    try:
+        await asyncio.wait_for(recorder.done.wait(), timeout=10)
+    finally:
+        await sole.stop()
+    assert [spec.operation_id for spec, _ in recorder.calls] == ["op-9"]
