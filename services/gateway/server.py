@@ -97,6 +97,8 @@ async def main() -> None:
     timeout = config.default_timeout_s
     access_tokens = AccessTokens(keys, config.access_token_ttl_s)
     bootstrap_token = config.bootstrap_token or secrets.token_urlsafe(24)
+    # Resolved callers, shared by the interceptor and the handlers that revoke.
+    principals = PrincipalCache(config.principal_cache_ttl_s)
     background: set[asyncio.Task[None]] = set()
 
     async def on_start() -> None:
@@ -111,7 +113,12 @@ async def main() -> None:
             "AuthService",
             auth_pb2_grpc.add_AuthServiceServicer_to_server,
             AuthHandler(
-                downstream, timeout, access_tokens, config.refresh_token_ttl_s, bootstrap_token
+                downstream,
+                timeout,
+                access_tokens,
+                config.refresh_token_ttl_s,
+                bootstrap_token,
+                principals=principals,
             ),
         ),
         _registration(
@@ -166,13 +173,6 @@ async def main() -> None:
         on_start=on_start,
         on_shutdown=downstream.close,
         interceptors=[
-            AuthInterceptor(
-                Authenticator(
-                    downstream.metadata,
-                    access_tokens,
-                    timeout,
-                    PrincipalCache(config.principal_cache_ttl_s),
-                )
-            )
+            AuthInterceptor(Authenticator(downstream.metadata, access_tokens, timeout, principals))
         ],
     )

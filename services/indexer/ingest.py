@@ -264,7 +264,7 @@ class _Run:
         self.known = known_files(
             await self.importer.metadata.list_documents(spec.collection_id, scan.root + "/")
         )
-        changes = await asyncio.to_thread(diff, as_stored(scan), self.known.files)
+        changes = await asyncio.to_thread(lambda: diff(as_stored(scan), self.known.in_scope(scan)))
         problems = dict(changes.problems)
         paths = [Path(path) for path in sorted(changes.added + changes.changed)]
         self.summary.documents_total = len(scan.files.keys() | problems.keys())
@@ -329,11 +329,14 @@ class _Run:
             self.summary.documents_total += count - 1
 
     async def _update_file(self, path: str, new_path: str, mtime_ns: int) -> None:
-        await self.importer.metadata.update_document_file(
-            self.spec.collection_id, path, new_path, mtime_ns
-        )
+        # Points first: if the metadata call fails, a retry finds the file
+        # moved or touched again and repeats both (the points' update is
+        # idempotent); the other order could leave the points' path stale.
         await self.importer.store.update_file(
             self.spec.collection_id, path, new_path, epoch_seconds(mtime_ns)
+        )
+        await self.importer.metadata.update_document_file(
+            self.spec.collection_id, path, new_path, mtime_ns
         )
 
     async def _index(self, path: Path) -> None:
@@ -369,8 +372,14 @@ class _Run:
         try:
             if source.text:
                 chunks = await self._chunks(source)
+            # Ids of the same content at the same path are the same, so a retried
+            # job overwrites its own points; unless another document holds this
+            # content, whose ids may come from this path (it was moved away).
+            id_path = source.path
+            if self.known.held_elsewhere(source.content_hash, source.path):
+                id_path = f"{source.path}\0{spec.operation_id}"
             ids = [
-                chunk_id(spec.collection_id, source.path, source.content_hash, chunk.index)
+                chunk_id(spec.collection_id, id_path, source.content_hash, chunk.index)
                 for chunk in chunks
             ]
             places = [source.place(chunk.start) for chunk in chunks]
@@ -421,7 +430,15 @@ class _Run:
             len(chunks),
             error="indexed without " + "; ".join(source.skipped) if source.skipped else "",
         )
-        await self._write_document(document, records, keep=set(ids))
+        try:
+            await self._write_document(document, records, keep=set(ids))
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() != grpc.StatusCode.INVALID_ARGUMENT:
+                raise
+            # Something in this document that metadata refuses: its vectors go
+            # again, and it is recorded as failed like any bad document.
+            await importer.store.delete_points(spec.collection_id, ids)
+            raise DocumentError(f"rejected by metadata: {exc.details()}") from exc
         return len(chunks)
 
     async def _chunks(self, source: SourceFile) -> list[Chunk]:
@@ -498,20 +515,24 @@ class _Run:
         )
 
     async def _report(self, state: operation_pb2.OperationState, error_message: str = "") -> None:
+        # Taken before the call: documents in flight add errors while it waits.
+        unsent, self.unsent_errors = self.unsent_errors, []
         errors = [
-            operation_pb2.DocumentError(source_path=path, reason=reason)
-            for path, reason in self.unsent_errors
+            operation_pb2.DocumentError(source_path=path, reason=reason) for path, reason in unsent
         ]
-        await self.importer.metadata.update_operation(
-            metadata_pb2.UpdateOperationRequest(
-                name=self.operation_name,
-                state=state,
-                progress=self._progress(),
-                document_errors=errors,
-                error_message=error_message,
+        try:
+            await self.importer.metadata.update_operation(
+                metadata_pb2.UpdateOperationRequest(
+                    name=self.operation_name,
+                    state=state,
+                    progress=self._progress(),
+                    document_errors=errors,
+                    error_message=error_message,
+                )
             )
-        )
-        self.unsent_errors.clear()
+        except BaseException:
+            self.unsent_errors[:0] = unsent  # sent with the next report
+            raise
         self.last_report = self.importer.clock()
 
     async def _fail(self, exc: Exception) -> None:

@@ -10,6 +10,7 @@ import reads its file again.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections import defaultdict
 from collections.abc import Iterable
 
@@ -33,6 +34,25 @@ def mail_of(path: str) -> str | None:
 class KnownFiles:
     files: dict[str, Known]
     attachments: dict[str, list[str]]  # mail path -> its attachments' paths
+    # Content hash -> paths of every document with it, attachments included.
+    paths_by_hash: dict[str, set[str]] = dataclasses.field(default_factory=dict)
+
+    def held_elsewhere(self, content_hash: str, path: str) -> bool:
+        """Another document has this content. Its chunk ids may derive from
+        this very path (a file moved away keeps its ids), so a new document
+        here must not reuse them."""
+        return bool(self.paths_by_hash.get(content_hash, set()) - {path})
+
+    def in_scope(self, scan: Scan) -> dict[str, Known]:
+        """The known files this scan speaks for: those it listed or refused,
+        and those whose files are gone. A file still on disk that this scan
+        did not list (left out by this import's globs) stays as indexed."""
+        problems = {path for path, _ in scan.problems}
+        return {
+            path: known
+            for path, known in self.files.items()
+            if path in scan.files or path in problems or not os.path.lexists(path)
+        }
 
     def with_attachments(self, paths: Iterable[str]) -> list[str]:
         """The paths, each followed by its attachments."""
@@ -42,7 +62,10 @@ class KnownFiles:
 def known_files(documents: Iterable[document_pb2.Document]) -> KnownFiles:
     files: dict[str, Known] = {}
     attachments: dict[str, list[str]] = defaultdict(list)
+    paths_by_hash: dict[str, set[str]] = defaultdict(set)
     for document in documents:
+        if document.content_hash:
+            paths_by_hash[document.content_hash].add(document.source_path)
         mail = mail_of(document.source_path)
         if mail is not None:
             attachments[mail].append(document.source_path)
@@ -55,7 +78,7 @@ def known_files(documents: Iterable[document_pb2.Document]) -> KnownFiles:
         else:
             # Failed (or unknown): a size no file has, so it is read again.
             files[document.source_path] = Known("", -1, 0)
-    return KnownFiles(files, dict(attachments))
+    return KnownFiles(files, dict(attachments), dict(paths_by_hash))
 
 
 def as_stored(scan: Scan) -> Scan:

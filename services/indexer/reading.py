@@ -15,6 +15,7 @@ without OCR, pages over the limit) are in `skipped`.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,7 +78,7 @@ def read_file(path: Path, limits: Limits, ocr: Ocr | None) -> list[SourceFile]:
     except ExtractionError as exc:
         return [SourceFile(name, mime_type_for(name) or "", size, mtime_ns, digest, error=str(exc))]
     documents = [_source(extracted, size, mtime_ns, digest)]
-    for attachment in extracted.attachments:
+    for attachment in _attachments(extracted):
         # An attachment changes only with its mail: the mail's hash and the
         # attachment's name identify its content.
         attachment_hash = hashlib.sha256(f"{digest}\0{attachment.path}".encode()).hexdigest()
@@ -97,6 +98,14 @@ def read_file(path: Path, limits: Limits, ocr: Ocr | None) -> list[SourceFile]:
                 _source(attachment, len(attachment.text.encode()), mtime_ns, attachment_hash)
             )
     return documents
+
+
+def _attachments(extracted: Extracted) -> Iterator[Extracted | AttachmentError]:
+    """Every attachment, those of attached mails included (a forwarded mail's)."""
+    for attachment in extracted.attachments:
+        yield attachment
+        if isinstance(attachment, Extracted):
+            yield from _attachments(attachment)
 
 
 def _source(extracted: Extracted, size: int, mtime_ns: int, digest: str) -> SourceFile:

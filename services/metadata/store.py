@@ -697,7 +697,8 @@ class MetadataStore:
         async with self._connection(timeout_s) as (connection, deadline):
             try:
                 row: Row | None = await connection.fetchrow(
-                    "UPDATE documents SET source_path = $3, modify_time = $4"
+                    "UPDATE documents SET source_path = $3,"
+                    " modify_time = COALESCE($4, modify_time)"
                     " WHERE collection_id = $1 AND source_path = $2 RETURNING *",
                     collection_id,
                     source_path,

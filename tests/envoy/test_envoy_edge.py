@@ -105,7 +105,11 @@ async def test_json_post_is_transcoded(http: httpx.AsyncClient, calls: list[str]
     body = response.json()
     assert body["name"] == "collections/docs"
     assert body["displayName"] == "Docs"
-    assert body["chunking"] == {"chunkTokens": 100, "overlapTokens": 0}
+    assert body["chunking"] == {
+        "chunkTokens": 100,
+        "overlapTokens": 0,
+        "strategy": "CHUNKING_STRATEGY_UNSPECIFIED",
+    }
     assert body["embeddingModel"] == "stub-model"
     assert body["createTime"] == "2023-11-14T22:13:20Z"
     # always_print_primitive_fields: zero values are present; int64 as strings.

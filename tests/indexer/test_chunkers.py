@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from functools import cache
@@ -216,16 +215,16 @@ def test_caller_boundaries_are_checked() -> None:
         split("a b c", spans, spec(Strategy.RECURSIVE, 4), boundaries=[2], headings=["x", "y"])
 
 
-def test_recursive_on_100k_tokens_is_fast() -> None:
-    # Whitespace 'tokens' (the tokenizer is slow on this much text); O(n^2) would take minutes.
+@pytest.mark.timeout(60)
+def test_recursive_on_100k_tokens_finishes() -> None:
+    # Whitespace 'tokens' (the tokenizer is slow on this much text). O(n^2)
+    # would take minutes; the timeout guards against that, it is no speed target.
     words = ["alpha", "beta", "gamma.", "delta", "epsilon,", "zeta\n", "eta\n\n"]
     text = " ".join(words[(n * 7919) % len(words)] for n in range(100_000))
     matches = list(re.finditer(r"\S+", text))
     spans = TokenSpans([m.start() for m in matches], [m.end() for m in matches])
     chosen = spec(Strategy.RECURSIVE, 256, 32)
-    began = time.perf_counter()
     chunks = split(text, spans, chosen)
-    assert time.perf_counter() - began < 5.0
     assert sum(chunk.token_count for chunk in chunks) >= 100_000
     check(text, spans, chunks, chosen)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -392,3 +393,57 @@ async def test_a_second_import_embeds_only_what_changed(
     third = await importer.run(spec(root, "op-3"))
     assert (third.documents_unchanged, third.documents_done) == (4, 4)
     assert embedder.embed_calls == []
+
+
+async def test_content_copied_back_where_it_moved_from_gets_its_own_ids(
+    edge_store: EdgeVectorStore, tmp_path: Path
+) -> None:
+    """A moved file keeps the ids made from its old path; the same content at
+    that old path again must not take them over."""
+    root = tmp_path / "docs"
+    root.mkdir()
+    (root / "a.txt").write_text(prose(7, 30), encoding="utf-8")
+    await edge_store.create_collection("books", DIMS)
+    metadata = FakeMetadata()
+    importer = make_importer(edge_store, FakeEmbedder(), metadata)
+    await importer.run(spec(root))
+    (root / "a.txt").rename(root / "b.txt")
+    moved = await importer.run(spec(root, "op-2"))
+    assert moved.documents_unchanged == 1
+    (root / "a.txt").write_text(prose(7, 30), encoding="utf-8")  # the same content back
+    copied = await importer.run(spec(root, "op-3"))
+    assert copied.state == operation_pb2.OPERATION_STATE_SUCCEEDED
+    a = [c.chunk_id for c in metadata.documents[str(root / "a.txt")].chunks]
+    b = [c.chunk_id for c in metadata.documents[str(root / "b.txt")].chunks]
+    assert a and b and not set(a) & set(b)
+    assert await edge_store.count("books") == len(a) + len(b)
+    only_b = await edge_store.search(
+        "books",
+        VectorQuery(
+            limit=50, vector=embed("x"), filter=PayloadFilter(path_prefix=str(root / "b.txt"))
+        ),
+    )
+    assert sorted(hit.chunk_id for hit in only_b) == sorted(b)
+
+
+async def test_a_narrower_import_leaves_other_files_indexed(
+    edge_store: EdgeVectorStore, tmp_path: Path
+) -> None:
+    root = tmp_path / "docs"
+    root.mkdir()
+    (root / "keep.txt").write_text(prose(1, 20), encoding="utf-8")
+    (root / "notes.md").write_text(prose(2, 20), encoding="utf-8")
+    await edge_store.create_collection("books", DIMS)
+    metadata = FakeMetadata()
+    importer = make_importer(edge_store, FakeEmbedder(), metadata)
+    await importer.run(spec(root))
+    narrower = dataclasses.replace(spec(root, "op-2"), include_globs=("**/*.md",))
+    summary = await importer.run(narrower)
+    assert summary.documents_removed == 0
+    assert str(root / "keep.txt") in metadata.documents
+    # A file that is really gone still leaves, whatever the globs.
+    (root / "keep.txt").unlink()
+    assert (
+        await importer.run(dataclasses.replace(narrower, operation_id="op-3"))
+    ).documents_removed == 1
+    assert str(root / "keep.txt") not in metadata.documents

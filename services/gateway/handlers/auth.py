@@ -18,6 +18,7 @@ from servicekit.grpc_types import ServicerContext
 from services.gateway.downstream import Downstreams
 from services.gateway.security import credentials, passwords, principal
 from services.gateway.security.credentials import AccessTokens
+from services.gateway.security.principal_cache import PrincipalCache
 from services.gateway.validation import check_resource_id
 
 Context = ServicerContext
@@ -38,8 +39,11 @@ class AuthHandler(auth_pb2_grpc.AuthServiceServicer):  # type: ignore[misc]
         access_tokens: AccessTokens,
         refresh_ttl_s: int,
         bootstrap_token: str,
+        *,
+        principals: PrincipalCache,
     ) -> None:
         self._d = downstream
+        self._principals = principals
         self._timeout_s = default_timeout_s
         self._access = access_tokens
         self._refresh_ttl_s = refresh_ttl_s
@@ -146,6 +150,8 @@ class AuthHandler(auth_pb2_grpc.AuthServiceServicer):  # type: ignore[misc]
         )
         if rotated.result == metadata_pb2.ROTATE_RESULT_REUSED:
             log.warning("refresh token reuse for user %s: sign-in revoked", rotated.user_id)
+            # The revoked sign-in's access tokens stop working on the next call.
+            self._principals.clear()
             raise unauthenticated(
                 "refresh token already used: the sign-in is revoked, sign in again",
                 "REFRESH_TOKEN_REUSED",

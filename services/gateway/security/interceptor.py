@@ -216,11 +216,17 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             caller = await self._auth.authorize(rule, method, request, metadata, context)
             token = principal.set_current(caller)
             try:
-                return await inner(request, context)
-            finally:
-                principal.reset_current(token)
+                response = await inner(request, context)
+            except BaseException:
+                # A failed call may have changed access half-way.
                 if rule.changes_access:
                     self._auth.cache.clear()
+                raise
+            finally:
+                principal.reset_current(token)
+            if rule.changes_access:
+                self._auth.cache.clear()
+            return response
 
         if inner is None:
             # Every public RPC is unary; anything else is refused (no policy can cover it).

@@ -21,7 +21,9 @@ from services.indexer.chunking.base import Document, Section
 
 PATH_SEPARATOR = " > "
 
-_ATX = re.compile(r" {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*")
+# An ATX heading's opening; the closing `#`s are stripped in `atx_heading`
+# (a pattern for them backtracks quadratically on runs of spaces).
+_ATX_OPEN = re.compile(r" {0,3}(#{1,6})(?:[ \t]+(.*))?")
 _FENCE = re.compile(r" {0,3}(`{3,}|~{3,})(.*)")
 _SETEXT = re.compile(r" {0,3}(=+|-+)[ \t]*")
 # Lines that do not continue a paragraph: list items, quotes, table rows, HTML.
@@ -80,9 +82,9 @@ def headings(text: str) -> list[Heading]:
             fence = (opening.group(1)[0], len(opening.group(1)))
             paragraph = []
             continue
-        atx = _ATX.fullmatch(line)
+        atx = atx_heading(line)
         if atx:
-            found.append(Heading(offset, line_end, len(atx.group(1)), _clean(atx.group(2) or "")))
+            found.append(Heading(offset, line_end, atx[0], _clean(atx[1])))
             paragraph = []
             continue
         setext = _SETEXT.fullmatch(line)
@@ -131,3 +133,15 @@ def markdown_sections(document: Document) -> list[Section]:
         carried = None
         sections.append(Section(start, stop, path))
     return sections
+
+
+def atx_heading(line: str) -> tuple[int, str] | None:
+    """(level, text) of an ATX heading line (`## Title ##`), in linear time; else None."""
+    match = _ATX_OPEN.fullmatch(line)
+    if match is None:
+        return None
+    text = (match.group(2) or "").rstrip(" \t")
+    unclosed = text.rstrip("#")
+    if unclosed != text and (not unclosed or unclosed[-1] in " \t"):
+        text = unclosed.rstrip(" \t")
+    return len(match.group(1)), text

@@ -39,7 +39,9 @@ _CJK_ENDS = "。！？"
 _ENDS = ".!?…"
 _DOTTED = re.compile(r"(?:[^\W\d_]\.)+[^\W\d_]")  # U.S, e.g, i.e, a.m
 _LOOKBACK = 40  # characters scanned back for the word before a period
-_CANDIDATE = re.compile(r"[.!?…]+[\"')\]}»”’]*(?=\s)|[。！？]+[」』”’)）]*")
+# The lookbehind starts a run of marks only at its first mark: without it a
+# long run of periods is rescanned from each of them (quadratic).
+_CANDIDATE = re.compile(r"(?<![.!?…])[.!?…]+[\"')\]}»”’]*(?=\s)|[。！？]+[」』”’)）]*")
 _SPACE = re.compile(r"\s*")
 _BLOCK_BREAK = re.compile(
     r"\n[^\S\n]*\n\s*"  # blank line(s)

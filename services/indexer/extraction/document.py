@@ -67,7 +67,7 @@ class HeadingPath:
 
     def enter(self, level: int, title: str) -> str:
         """Opens a heading of `level` (lower is outer), closing those at or below it."""
-        title = " ".join(title.split())
+        title = " ".join(clean(title).split())
         while self._open and self._open[-1][0] >= level:
             self._open.pop()
         # A heading that repeats its parent (an <h1> equal to the <title>) adds nothing.
@@ -94,6 +94,7 @@ class TextBuilder:
         text = clean(text).strip()
         if not text:
             return
+        heading = clean(heading)
         if self._parts:
             self._parts.append(self._separator)
             self._length += len(self._separator)
@@ -135,5 +136,5 @@ def clean(text: str) -> str:
 
 def short(reason: object, limit: int = 160) -> str:
     """One line of at most `limit` characters, for a reason built from a library's error."""
-    line = " ".join(str(reason).split()) or type(reason).__name__
+    line = " ".join(clean(str(reason)).split()) or type(reason).__name__
     return line if len(line) <= limit else line[: limit - 1] + "…"

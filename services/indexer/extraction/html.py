@@ -53,7 +53,9 @@ _UNNESTED = frozenset(
         "html", "head", "body",
     }
 )  # fmt: skip
-_TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9-]*)[^>]*?(/?)>")
+# `[^<>]`, not `[^>]`: on a `<` without its `>` the scan stops at the next `<`
+# (linear), where `[^>]*` would run to the end of the text for every `<`.
+_TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9-]*)[^<>]*?(/?)>")
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
 
 

@@ -33,6 +33,7 @@ from services.indexer.extraction.document import (
     Extracted,
     ExtractionError,
     TextBuilder,
+    clean,
     short,
 )
 from services.indexer.extraction.limits import Limits, plural
@@ -146,7 +147,7 @@ def _outline(reader: PdfReader, items: Any, parents: tuple[str, ...]) -> Iterato
             child_parents = (*parents, last_title) if last_title is not None else parents
             yield from _outline(reader, item, child_parents)
             continue
-        title = " ".join(str(item.title or "").split())
+        title = " ".join(clean(str(item.title or "")).split())
         last_title = title
         page = reader.get_destination_page_number(item)
         if page is not None:

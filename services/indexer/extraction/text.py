@@ -18,6 +18,7 @@ import codecs
 import re
 from collections.abc import Iterable
 
+from services.indexer.chunking.markdown import atx_heading
 from services.indexer.extraction.document import Extracted, ExtractionError, HeadingPath, Section
 
 SNIFF_BYTES = 8192
@@ -84,7 +85,6 @@ def extract_text(path: str, data: bytes, mime_type: str, suffix: str) -> Extract
     return Extracted(path=path, mime_type=mime_type, text=text, sections=sections)
 
 
-_ATX = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$")
 _SETEXT = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 
@@ -107,8 +107,8 @@ def markdown_sections(text: str) -> tuple[Section, ...]:
                 fence = ""
         elif opened:
             fence = opened.group(1)
-        elif match := _ATX.match(bare):
-            starts.append((offset, headings.enter(len(match.group(1)), match.group(2) or "")))
+        elif atx := atx_heading(bare):
+            starts.append((offset, headings.enter(*atx)))
         elif (underline := _SETEXT.match(bare)) and previous is not None:
             level = 1 if underline.group(1)[0] == "=" else 2
             starts.append((previous[0], headings.enter(level, previous[1])))
