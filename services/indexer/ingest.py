@@ -68,6 +68,10 @@ from services.indexer.vector_store import (
 
 log = logging.getLogger(__name__)
 
+# Scan and diff reasons ("cannot list: ...", "cannot stat: ...", "cannot
+# read: ...") of a look that failed this time, as opposed to a refusal.
+TRANSIENT_SCAN_PROBLEM = "cannot "
+
 # The largest file an import reads (a request may ask for less).
 MAX_FILE_BYTES = DEFAULT_LIMITS.max_bytes
 
@@ -271,9 +275,15 @@ class _Run:
         await self._report(operation_pb2.OPERATION_STATE_RUNNING)
         await self._sync_unchanged(scan, changes)
         # Files the scan refused (too large, symlinks out of the folder or in
-        # a loop) are documents that failed, with the scan's reason.
+        # a loop) are documents that failed, with the scan's reason. What it
+        # could not look at this time (a folder it could not list, a file it
+        # could not stat) is reported, and an indexed version stays as it is.
         for problem_path, reason in sorted(problems.items()):
-            await self._record_failure(failed(problem_path, reason))
+            if reason.startswith(TRANSIENT_SCAN_PROBLEM):
+                self.summary.documents_failed += 1
+                self._note(problem_path, reason)
+            else:
+                await self._record_failure(failed(problem_path, reason))
         # Several documents in flight at once: their embedding requests meet
         # in the embedder's batcher and share forward passes, where one
         # document at a time would send batches of one or two chunks.

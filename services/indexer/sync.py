@@ -133,10 +133,15 @@ def diff(
         else:
             gone_by_hash[known[path].content_hash].append(path)
 
+    # A new path can only be a move of a gone document of its size: only
+    # those are hashed here (the import reads and hashes the rest anyway).
+    gone_sizes = {known[path].size for paths in gone_by_hash.values() for path in paths}
     new_by_hash: dict[str, list[str]] = defaultdict(list)
+    unmatched: list[str] = []
     for path in new_paths:
-        digest = hashed(path)
-        if digest is not None:
+        if scan.files[path].size not in gone_sizes:
+            unmatched.append(path)
+        elif (digest := hashed(path)) is not None:
             new_by_hash[digest].append(path)
 
     moved_new: set[str] = set()
@@ -146,7 +151,10 @@ def diff(
             changes.moved.append((old, new))
             moved_old.add(old)
             moved_new.add(new)
-    changes.added = [p for paths in new_by_hash.values() for p in paths if p not in moved_new]
+    changes.added = [
+        *unmatched,
+        *(p for paths in new_by_hash.values() for p in paths if p not in moved_new),
+    ]
     changes.deleted = [p for paths in gone_by_hash.values() for p in paths if p not in moved_old]
 
     changes.added.sort()

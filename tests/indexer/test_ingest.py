@@ -447,3 +447,34 @@ async def test_a_narrower_import_leaves_other_files_indexed(
         await importer.run(dataclasses.replace(narrower, operation_id="op-3"))
     ).documents_removed == 1
     assert str(root / "keep.txt") not in metadata.documents
+
+
+async def test_a_folder_that_cannot_be_listed_keeps_its_documents(
+    edge_store: EdgeVectorStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "docs"
+    (root / "locked").mkdir(parents=True)
+    (root / "locked" / "a.txt").write_text(prose(3, 20), encoding="utf-8")
+    (root / "b.txt").write_text(prose(4, 20), encoding="utf-8")
+    await edge_store.create_collection("books", DIMS)
+    metadata = FakeMetadata()
+    importer = make_importer(edge_store, FakeEmbedder(), metadata)
+    await importer.run(spec(root))
+    points = await edge_store.count("books")
+
+    locked = str(root / "locked")
+    real_scandir = os.scandir
+
+    def scandir(path: str) -> object:
+        if os.fspath(path) == locked:
+            raise PermissionError(13, "Permission denied", locked)
+        return real_scandir(path)
+
+    monkeypatch.setattr("services.indexer.sources.os.scandir", scandir)
+    summary = await importer.run(spec(root, "op-2"))
+    assert summary.errors == [(locked, "cannot list: Permission denied")]
+    assert summary.documents_removed == 0
+    kept = metadata.documents[str(root / "locked" / "a.txt")].document
+    assert kept.state == document_pb2.DOCUMENT_STATE_INDEXED
+    assert locked not in metadata.documents  # a folder is no document
+    assert await edge_store.count("books") == points

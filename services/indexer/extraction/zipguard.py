@@ -36,8 +36,18 @@ def check_zip(data: bytes, limits: Limits, kind: str) -> list[str]:
     if data.startswith(b"%PDF-"):
         raise ExtractionError(f"not a {kind} file (it is a PDF)")
     declared = _declared_entries(data)
-    if declared is not None and declared > limits.max_zip_entries:
-        raise _too_many(declared, limits)
+    if declared is not None and declared[0] > limits.max_zip_entries:
+        raise _too_many(declared[0], limits)
+    # The count can lie: zipfile lists whatever the directory holds. Each
+    # listed entry costs 46 bytes and its name there, so a directory larger
+    # than the entry limit's worth of entries (names up to 256 bytes) is refused
+    # before an object is built for each of them.
+    most = limits.max_zip_entries * (_CENTRAL_ENTRY_BYTES + _NAME_BYTES)
+    if declared is not None and declared[1] > most:
+        raise ExtractionError(
+            f"zip bomb suspected: a central directory of {mib(declared[1])}, "
+            f"over the limit of {mib(most)}"
+        )
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             entries = archive.infolist()
@@ -72,11 +82,16 @@ def _too_many(count: int, limits: Limits) -> ExtractionError:
     )
 
 
-def _declared_entries(data: bytes) -> int | None:
-    """The entry count of the end-of-central-directory record, read before `zipfile`
-    builds an object per entry; None when not found or in a ZIP64 record."""
+_CENTRAL_ENTRY_BYTES = 46
+_NAME_BYTES = 256
+
+
+def _declared_entries(data: bytes) -> tuple[int, int] | None:
+    """(entry count, central directory bytes) of the end-of-central-directory
+    record, read before `zipfile` builds an object per entry; None when not
+    found or in a ZIP64 record."""
     at = data.rfind(_END_OF_CENTRAL_DIRECTORY, max(0, len(data) - 65_557))
     if at < 0 or at + 22 > len(data):
         return None
-    (count,) = struct.unpack_from("<H", data, at + 10)
-    return None if count == 0xFFFF else int(count)
+    count, size = struct.unpack_from("<HI", data, at + 10)
+    return None if count == 0xFFFF else (int(count), int(size))

@@ -205,3 +205,18 @@ def test_a_run_of_periods_splits_without_stalling() -> None:
     text = "." * 40_000 + "x"
     spans = split_sentences(text)
     assert spans and spans[-1][1] == len(text)
+
+
+def test_zip_bomb_with_a_lying_entry_count() -> None:
+    """The end record claims one entry; the directory holds 12,000 long names."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr("[Content_Types].xml", b"<Types/>")
+        for i in range(12_000):
+            archive.writestr(f"word/{i:06d}-" + "n" * 290, b"")
+    data = bytearray(buffer.getvalue())
+    end = data.rfind(b"PK\x05\x06")
+    data[end + 8 : end + 12] = (1).to_bytes(2, "little") * 2  # entries on disk, in total
+    with pytest.raises(ExtractionError) as error:
+        extract("lying.docx", bytes(data))
+    assert str(error.value).startswith("zip bomb suspected: a central directory of ")
