@@ -26,7 +26,9 @@ def load_or_create(data_dir: Path, name: str, nbytes: int = 32) -> tuple[str, bo
     if value:
         path.chmod(0o600)
         return value, False
-    value = secrets.token_urlsafe(nbytes)
+    # Hex, not URL-safe base64: a value that starts with "-" is taken for an
+    # option when pasted after `--token` (argparse), which happened in CI.
+    value = secrets.token_hex(nbytes)
     # O_EXCL: two runs racing over a fresh directory cannot both write one.
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -96,7 +96,8 @@ async def main() -> None:
     downstream = Downstreams(config)
     timeout = config.default_timeout_s
     access_tokens = AccessTokens(keys, config.access_token_ttl_s)
-    bootstrap_token = config.bootstrap_token or secrets.token_urlsafe(24)
+    # Hex: a token starting with "-" would read as an option on a command line.
+    bootstrap_token = config.bootstrap_token or secrets.token_hex(24)
     # Resolved callers, shared by the interceptor and the handlers that revoke.
     principals = PrincipalCache(config.principal_cache_ttl_s)
     background: set[asyncio.Task[None]] = set()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import socket
 import stat
 import subprocess
@@ -175,6 +176,8 @@ def test_the_token_is_kept_with_the_data_and_private(mesh: Mesh, tmp_path: Path)
     # Reused on restart, different per data directory.
     first, created = secret_files.load_or_create(tmp_path, SERVICE_TOKEN_FILE)
     assert created
+    # Hex: safe to paste after an option (a leading "-" broke `--token` in CI).
+    assert re.fullmatch("[0-9a-f]{64}", first)
     assert secret_files.load_or_create(tmp_path, SERVICE_TOKEN_FILE) == (first, False)
     assert secret_files.load_or_create(tmp_path / "other", SERVICE_TOKEN_FILE)[0] != first
     assert Mesh(tmp_path).service_token == first
