@@ -362,13 +362,7 @@ class EdgeVectorStore:
         if query.expand and query.terms:
             first = edge_request(feedback.first_round(query), for_feedback=True)
             hits = await self._call(collection_id, lambda: shard.query(first), self._query_pool)
-            chunks = [
-                feedback.feedback_chunk(
-                    (hit.vector or {}).get(SPARSE_VECTOR_NAME), hit.payload, hit.score
-                )
-                for hit in hits
-            ]
-            query = feedback.expanded(query, [c for c in chunks if c is not None])
+            query = feedback.expanded(query, hits)
         request = edge_request(query)
         points = await self._call(collection_id, lambda: shard.query(request), self._query_pool)
         # Edge hands UUID point ids back as uuid.UUID.

@@ -27,12 +27,16 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from services.indexer import sparse
-from services.indexer.vector_store import PAYLOAD_BM25_AVGDL, PAYLOAD_BM25_LENGTH, VectorQuery
+from services.indexer.vector_store import (
+    PAYLOAD_BM25_AVGDL,
+    PAYLOAD_BM25_LENGTH,
+    SPARSE_VECTOR_NAME,
+    VectorQuery,
+)
 
 FEEDBACK_CHUNKS = 10
 EXPANSION_TERMS = 10
@@ -75,17 +79,6 @@ def rm3_weights(
     return weights
 
 
-@dataclass(frozen=True)
-class FeedbackChunk:
-    """A first-round hit with what RM3 reads of it: its stored BM25 vector and length."""
-
-    indices: Sequence[int]
-    values: Sequence[float]
-    length: int  # PAYLOAD_BM25_LENGTH
-    avgdl: float  # PAYLOAD_BM25_AVGDL, the average its weights were made with
-    score: float
-
-
 def first_round(query: VectorQuery) -> VectorQuery:
     """The feedback query: the same search's best FEEDBACK_CHUNKS, whatever page is asked."""
     return dataclasses.replace(
@@ -93,29 +86,26 @@ def first_round(query: VectorQuery) -> VectorQuery:
     )
 
 
-def expanded(query: VectorQuery, chunks: Sequence[FeedbackChunk]) -> VectorQuery:
-    """The second, real query: the keyword side weighted by RM3 (the dense side unchanged)."""
-    feedback = [
-        (
-            sparse.recover_frequencies(chunk.indices, chunk.values, chunk.length, chunk.avgdl),
-            chunk.score,
-        )
-        for chunk in chunks
-    ]
+def expanded(query: VectorQuery, points: Iterable[Any]) -> VectorQuery:
+    """The second, real query: the keyword side weighted by RM3 (the dense side unchanged).
+
+    `points` are the first round's hits as either engine returns them: each
+    with `.vector` (the named sparse vector), `.payload` (the BM25 length
+    fields) and `.score`. A hit without them gives no evidence.
+    """
+    feedback = [found for found in map(_evidence, points) if found is not None]
     return dataclasses.replace(
         query, expand=False, keyword_weights=rm3_weights(query.terms, feedback)
     )
 
 
-def feedback_chunk(
-    vector: Any, payload: Mapping[str, Any] | None, score: float
-) -> FeedbackChunk | None:
-    """From a hit's sparse vector and payload; None for a chunk without them."""
-    if vector is None or not payload:
-        return None
+def _evidence(point: Any) -> tuple[dict[int, int], float] | None:
+    """(term frequencies, first-round score) of a hit, from its stored BM25 vector."""
+    vectors = point.vector if isinstance(point.vector, dict) else {}
+    vector = vectors.get(SPARSE_VECTOR_NAME)
+    payload = point.payload or {}
     length, avgdl = payload.get(PAYLOAD_BM25_LENGTH), payload.get(PAYLOAD_BM25_AVGDL)
-    if not isinstance(length, int | float) or not isinstance(avgdl, int | float):
+    if vector is None or not isinstance(length, int | float) or not isinstance(avgdl, int | float):
         return None
-    return FeedbackChunk(
-        list(vector.indices), list(vector.values), int(length), float(avgdl), float(score)
-    )
+    frequencies = sparse.recover_frequencies(vector.indices, vector.values, int(length), avgdl)
+    return frequencies, float(point.score)

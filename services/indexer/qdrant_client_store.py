@@ -308,17 +308,7 @@ class QdrantClientVectorStore:
                 first = await self._client.query_points(
                     collection_id, **client_query(feedback.first_round(query), for_feedback=True)
                 )
-                chunks = [
-                    feedback.feedback_chunk(
-                        (hit.vector or {}).get(SPARSE_VECTOR_NAME)
-                        if isinstance(hit.vector, dict)
-                        else None,
-                        hit.payload,
-                        hit.score,
-                    )
-                    for hit in first.points
-                ]
-                query = feedback.expanded(query, [c for c in chunks if c is not None])
+                query = feedback.expanded(query, first.points)
             response = await self._client.query_points(collection_id, **client_query(query))
         except Exception as exc:
             raise await self._not_found_or(collection_id, exc) from exc

@@ -30,7 +30,7 @@ from services.indexer.extraction import (
     mime_type_for,
     section_at,
 )
-from services.indexer.sources import too_large
+from services.indexer.extraction.limits import too_large
 
 # Bounds memory per document and keeps Tokenize replies (token offsets) well
 # under the 64 MiB message limit.

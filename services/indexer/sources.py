@@ -48,9 +48,8 @@ from wcmatch import glob as wcglob
 # `/`), and pathlib's match has no `**` either before 3.13; wcmatch gives
 # gitignore-like globs (`**/*.md`, `drafts/**`, `{a,b}`) matched as plain
 # strings, without touching the filesystem.
-from services.indexer.extraction.limits import mib
+from services.indexer.extraction.limits import MIB, too_large
 
-MIB = 1024 * 1024
 HASH_BLOCK_BYTES = MIB
 
 # GLOBSTAR: `**` spans folders. DOTGLOB: `*` and `**` match hidden names, so
@@ -91,11 +90,6 @@ def content_hash(path: str | os.PathLike[str]) -> str:
         while block := source.read(HASH_BLOCK_BYTES):
             digest.update(block)
     return digest.hexdigest()
-
-
-def too_large(size: int, limit: int) -> str:
-    """The reason a file over the size limit is not indexed (the scan's and the reader's)."""
-    return f"file too large: {mib(size)}, over the limit of {mib(limit)}"
 
 
 class _Matcher:

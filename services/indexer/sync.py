@@ -61,13 +61,6 @@ class ChangeSet:
     deleted: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
     problems: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
-    # Content hashes read during the diff, by path (new paths, touched ones).
-    hashes: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def has_work(self) -> bool:
-        """Whether the index needs any write."""
-        return bool(self.added or self.changed or self.touched or self.moved or self.deleted)
 
 
 def _under(path: str, folders: Iterable[str]) -> bool:
@@ -104,7 +97,6 @@ def diff(
         except OSError as exc:
             changes.problems.append((path, f"cannot read: {exc.strerror or exc}"))
             return None
-        changes.hashes[path] = digest
         return digest
 
     new_paths: list[str] = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import re
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
@@ -101,3 +102,16 @@ class FakeMetadata:
         stored.document.source_path = new_path or path
         stored.document.modify_time.FromNanoseconds(mtime_ns // 1000 * 1000)
         self.documents[new_path or path] = stored
+
+
+def make_unlistable(monkeypatch: pytest.MonkeyPatch, folder: str) -> None:
+    """Listing `folder` fails as it would without permission (tests run as
+    root, whom chmod does not lock out)."""
+    real_scandir = os.scandir
+
+    def scandir(path: str) -> object:
+        if os.fspath(path) == folder:
+            raise PermissionError(13, "Permission denied", folder)
+        return real_scandir(path)
+
+    monkeypatch.setattr("services.indexer.sources.os.scandir", scandir)

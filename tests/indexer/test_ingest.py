@@ -22,7 +22,7 @@ from services.indexer.ingest import (
     chunk_id,
 )
 from services.indexer.vector_store import PayloadFilter, SearchMode, VectorQuery, epoch_seconds
-from tests.indexer.conftest import DIMS, FakeEmbedder, FakeMetadata, embed
+from tests.indexer.conftest import DIMS, FakeEmbedder, FakeMetadata, embed, make_unlistable
 
 WORDS = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa"]
 
@@ -463,14 +463,7 @@ async def test_a_folder_that_cannot_be_listed_keeps_its_documents(
     points = await edge_store.count("books")
 
     locked = str(root / "locked")
-    real_scandir = os.scandir
-
-    def scandir(path: str) -> object:
-        if os.fspath(path) == locked:
-            raise PermissionError(13, "Permission denied", locked)
-        return real_scandir(path)
-
-    monkeypatch.setattr("services.indexer.sources.os.scandir", scandir)
+    make_unlistable(monkeypatch, locked)
     summary = await importer.run(spec(root, "op-2"))
     assert summary.errors == [(locked, "cannot list: Permission denied")]
     assert summary.documents_removed == 0

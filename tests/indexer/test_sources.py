@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from services.indexer.sources import MIB, SourceRootError, content_hash, scan_folder
+from services.indexer.extraction.limits import MIB
+from services.indexer.sources import SourceRootError, content_hash, scan_folder
+from tests.indexer.conftest import make_unlistable
 
 SUFFIXES = frozenset({".txt", ".md", ".pdf"})
 
@@ -211,18 +213,10 @@ def test_symlinked_root_keeps_its_name(root: Path, tmp_path: Path) -> None:
 
 
 def test_unlistable_folder_is_reported(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # chmod cannot lock root out, so listing fails by hand.
     write(root / "locked" / "a.md")
     write(root / "open" / "b.md")
     locked = str(root / "locked")
-    real_scandir = os.scandir
-
-    def scandir(path: str) -> object:
-        if os.fspath(path) == locked:
-            raise PermissionError(13, "Permission denied", locked)
-        return real_scandir(path)
-
-    monkeypatch.setattr("services.indexer.sources.os.scandir", scandir)
+    make_unlistable(monkeypatch, locked)
     scan = scan_folder(root, SUFFIXES)
 
     assert names(root, scan.files) == {"open/b.md"}

@@ -1,7 +1,7 @@
 """Document extraction for the indexer: bytes of a file in, text with its structure out.
 
-Pure and synchronous: no I/O but reading the one file (`extract_file`) and,
-for scanned PDF pages, running tesseract. Run it in a worker thread from
+Pure and synchronous: bytes in (`reading.read_file` reads the file), and no
+I/O but running tesseract for scanned PDF pages. Run it in a worker thread from
 async code. One module per format (`text`, `html`, `pdf`, `office`, `mail`);
 `extract` picks one by the file's extension, checks the size limit first,
 and returns an `Extracted` or raises `ExtractionError` with a short reason
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 import os
-from pathlib import Path
 
 from services.indexer.extraction.document import (
     AttachmentError,
@@ -25,7 +24,7 @@ from services.indexer.extraction.document import (
     short,
 )
 from services.indexer.extraction.html import extract_html
-from services.indexer.extraction.limits import DEFAULT_LIMITS, Limits, mib, plural
+from services.indexer.extraction.limits import DEFAULT_LIMITS, Limits, plural, too_large
 from services.indexer.extraction.mail import UnsupportedAttachment, extract_eml
 from services.indexer.extraction.ocr import Ocr
 from services.indexer.extraction.office import DOCX_MIME, PPTX_MIME, extract_docx, extract_pptx
@@ -41,7 +40,6 @@ __all__ = [
     "Ocr",
     "Section",
     "extract",
-    "extract_file",
     "mime_type_for",
     "section_at",
     "supported_suffixes",
@@ -86,23 +84,6 @@ def extract(
     is one (`default_ocr`). Raises `ExtractionError` with a short reason.
     """
     return _extract(path, data, limits, ocr, depth=0)
-
-
-def extract_file(
-    path: Path, *, limits: Limits = DEFAULT_LIMITS, ocr: Ocr | None = None
-) -> Extracted:
-    """`extract` of the file at `path`, refusing an oversized file before reading it."""
-    name = str(path)
-    _check_type(name)
-    try:
-        size = path.stat().st_size
-        if size > limits.max_bytes:
-            raise _too_large(size, limits)
-        with path.open("rb") as file:
-            data = file.read(limits.max_bytes + 1)  # a file may grow after stat()
-    except OSError as exc:
-        raise ExtractionError(f"cannot read: {exc.strerror or short(exc)}") from exc
-    return _extract(name, data, limits, ocr, depth=0)
 
 
 def _extract(path: str, data: bytes, limits: Limits, ocr: Ocr | None, depth: int) -> Extracted:
@@ -163,6 +144,4 @@ def _unsupported(path: str) -> str:
 
 
 def _too_large(size: int, limits: Limits) -> ExtractionError:
-    return ExtractionError(
-        f"file too large: {mib(size)}, over the limit of {mib(limits.max_bytes)}"
-    )
+    return ExtractionError(too_large(size, limits.max_bytes))

@@ -43,3 +43,8 @@ def mib(size: int) -> str:
 def plural(count: int, noun: str) -> str:
     """ "1 page", "5 pages"."""
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def too_large(size: int, limit: int) -> str:
+    """The reason a file over the size limit is not indexed (scan, reader and extractor)."""
+    return f"file too large: {mib(size)}, over the limit of {mib(limit)}"

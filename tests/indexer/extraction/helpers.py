@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from services.indexer.extraction import Extracted, section_at
+from pathlib import Path
+from typing import Any
+
+from services.indexer.extraction import Extracted, extract, section_at
+
+
+def extract_path(path: Path, **options: Any) -> Extracted:
+    """`extract` of a file's bytes (the indexer reads them in `reading.read_file`)."""
+    return extract(str(path), path.read_bytes(), **options)
 
 
 def check_sections(extracted: Extracted) -> None:

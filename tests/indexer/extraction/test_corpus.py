@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from services.indexer.extraction import Extracted, Ocr, extract_file, supported_suffixes
+from services.indexer.extraction import Extracted, Ocr, supported_suffixes
 from tests import documents
-from tests.indexer.extraction.helpers import check_sections
+from tests.indexer.extraction.helpers import check_sections, extract_path
 
 
 def all_text(extracted: Extracted) -> str:
@@ -25,7 +25,7 @@ def test_every_corpus_file_extracts_with_its_marker(tmp_path: Path) -> None:
     assert {f.path.suffix for f in files} <= supported_suffixes()
     assert len({f.marker for f in files}) == 30
     for file in files:
-        extracted = extract_file(file.path, ocr=Ocr.unavailable("not needed"))
+        extracted = extract_path(file.path, ocr=Ocr.unavailable("not needed"))
         check_sections(extracted)
         assert extracted.skipped == (), file.path
         text = all_text(extracted)

@@ -15,19 +15,18 @@ from services.indexer.extraction import (
     Limits,
     Ocr,
     extract,
-    extract_file,
     mime_type_for,
     section_at,
     supported_suffixes,
 )
 from tests import documents
-from tests.indexer.extraction.helpers import check_sections, section_texts
+from tests.indexer.extraction.helpers import check_sections, extract_path, section_texts
 
 NO_OCR = Ocr.unavailable("OCR off in this test")
 
 
 def run(path: Path, **kwargs: object) -> Extracted:
-    extracted = extract_file(path, ocr=NO_OCR, **kwargs)  # type: ignore[arg-type]
+    extracted = extract_path(path, ocr=NO_OCR, **kwargs)  # type: ignore[arg-type]
     check_sections(extracted)
     return extracted
 
@@ -168,7 +167,7 @@ def test_html_without_a_charset_must_be_utf8(tmp_path: Path) -> None:
     path = tmp_path / "bad.html"
     path.write_bytes(b"<p>caf\xe9</p>")
     with pytest.raises(ExtractionError, match=r"^not valid UTF-8 text: invalid byte at offset 6$"):
-        extract_file(path)
+        extract_path(path)
 
 
 # ----------------------------------------------------------------------- pdf
@@ -350,7 +349,7 @@ def test_eml_attached_mail_is_extracted_and_depth_is_bounded(tmp_path: Path) -> 
     (inner_extracted,) = middle_extracted.attachments
     assert isinstance(inner_extracted, Extracted) and inner_extracted.text.endswith("inner body")
 
-    (shallow,) = extract_file(path, limits=Limits(max_depth=1), ocr=NO_OCR).attachments
+    (shallow,) = extract_path(path, limits=Limits(max_depth=1), ocr=NO_OCR).attachments
     assert isinstance(shallow, Extracted)
     (too_deep,) = shallow.attachments
     assert too_deep == AttachmentError(
@@ -386,6 +385,6 @@ def test_eml_attachments_over_the_limit_are_skipped(tmp_path: Path) -> None:
         documents.Attachment(f"n{i}.txt", f"note {i}".encode(), "text/plain") for i in (1, 2, 3)
     ]
     path = documents.write_eml(tmp_path / "a.eml", "Notes", "three notes", attachments=notes)
-    extracted = extract_file(path, limits=Limits(max_attachments=1), ocr=NO_OCR)
+    extracted = extract_path(path, limits=Limits(max_attachments=1), ocr=NO_OCR)
     assert [a.text for a in extracted.attachments if isinstance(a, Extracted)] == ["note 1"]
     assert extracted.skipped == ("attachments 2-3: over the limit of 1 attachment",)

@@ -10,17 +10,18 @@ from pathlib import Path
 import pytest
 
 from services.indexer.chunking import split_sentences
-from services.indexer.extraction import ExtractionError, Limits, Ocr, extract, extract_file
+from services.indexer.extraction import ExtractionError, Limits, Ocr, extract
+from services.indexer.reading import read_file
 from tests import documents
 
 NO_OCR = Ocr.unavailable("OCR off in this test")
 
 
 def reason(path: Path, limits: Limits | None = None) -> str:
-    with pytest.raises(ExtractionError) as caught:
-        extract_file(path, limits=limits or Limits(), ocr=NO_OCR)
-    message = str(caught.value)
-    assert "\n" not in message and len(message) <= 200
+    """Why the indexer's reader refuses the file (it stats before reading)."""
+    source, *_ = read_file(path, limits or Limits(), NO_OCR)
+    message = source.error
+    assert message and "\n" not in message and len(message) <= 200
     return message
 
 

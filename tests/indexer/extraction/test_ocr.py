@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from services.indexer.extraction import Limits, Ocr, extract_file
+from services.indexer.extraction import Limits, Ocr
 from tests import documents
-from tests.indexer.extraction.helpers import check_sections
+from tests.indexer.extraction.helpers import check_sections, extract_path
 
 TESSERACT = Ocr.detect()
 
@@ -23,7 +23,7 @@ def test_scanned_page_without_ocr_is_skipped_with_the_reason(tmp_path: Path) -> 
     path = documents.write_mixed_pdf(
         tmp_path / "mixed.pdf", ["typed page one", None, "typed page three"], scanned_text="SCAN"
     )
-    extracted = extract_file(path, ocr=Ocr.detect(command="no-such-tesseract-binary"))
+    extracted = extract_path(path, ocr=Ocr.detect(command="no-such-tesseract-binary"))
     check_sections(extracted)
     assert [s.page for s in extracted.sections] == [1, 3]
     assert extracted.skipped == (
@@ -33,7 +33,7 @@ def test_scanned_page_without_ocr_is_skipped_with_the_reason(tmp_path: Path) -> 
 
 def test_scanned_pages_over_the_ocr_limit_are_skipped(tmp_path: Path) -> None:
     path = documents.write_scanned_pdf(tmp_path / "scan.pdf", "SCAN")
-    extracted = extract_file(path, limits=Limits(max_ocr_pages=0), ocr=TESSERACT)
+    extracted = extract_path(path, limits=Limits(max_ocr_pages=0), ocr=TESSERACT)
     assert extracted.text == ""
     if TESSERACT.available:
         assert extracted.skipped == (
@@ -49,7 +49,7 @@ def test_scanned_page_is_read_by_ocr(tmp_path: Path) -> None:
     path = documents.write_mixed_pdf(
         tmp_path / "mixed.pdf", ["typed page one", None], scanned_text="SEMANTIK OCR 4721"
     )
-    extracted = extract_file(path, ocr=TESSERACT)
+    extracted = extract_path(path, ocr=TESSERACT)
     check_sections(extracted)
     assert extracted.skipped == ()
     assert [s.page for s in extracted.sections] == [1, 2]
@@ -61,4 +61,4 @@ def test_scanned_page_is_read_by_ocr(tmp_path: Path) -> None:
 @pytest.mark.skipif(not TESSERACT.available, reason=f"no OCR here: {TESSERACT.reason}")
 def test_default_ocr_is_tesseract_from_the_path(tmp_path: Path) -> None:
     path = documents.write_scanned_pdf(tmp_path / "scan.pdf", "INVOICE 9381")
-    assert "9381" in extract_file(path).text.split()
+    assert "9381" in extract_path(path).text.split()
