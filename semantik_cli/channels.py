@@ -8,17 +8,28 @@ from typing import Any
 import grpc
 
 
-class BearerAuth(grpc.UnaryUnaryClientInterceptor):  # type: ignore[misc]
-    """Adds `authorization: Bearer <credential>` (access token or API key) to every call."""
+class BearerAuth(
+    grpc.UnaryUnaryClientInterceptor,  # type: ignore[misc]
+    grpc.UnaryStreamClientInterceptor,  # type: ignore[misc]
+):
+    """Adds `authorization: Bearer <credential>` (access token or API key) to
+    every call, server streams (WatchOperation) included."""
 
     def __init__(self, credential: str) -> None:
         self._metadata = (("authorization", f"Bearer {credential}"),)
 
+    def _with_credential(self, details: Any) -> Any:
+        return details._replace(metadata=tuple(details.metadata or ()) + self._metadata)
+
     def intercept_unary_unary(
         self, continuation: Callable[[Any, Any], Any], details: Any, request: Any
     ) -> Any:
-        metadata = tuple(details.metadata or ()) + self._metadata
-        return continuation(details._replace(metadata=metadata), request)
+        return continuation(self._with_credential(details), request)
+
+    def intercept_unary_stream(
+        self, continuation: Callable[[Any, Any], Any], details: Any, request: Any
+    ) -> Any:
+        return continuation(self._with_credential(details), request)
 
 
 def public_channel(target: str, credential: str = "") -> grpc.Channel:

@@ -2,7 +2,10 @@
 
     semantik index ./docs --collection notes      # creates the collection if needed, waits
     semantik search "how do wings lift" --collection notes
-    semantik operation operations/<id>
+    semantik operation operations/<id>                 # as JSON
+    semantik watch operations/<id>                     # a progress bar until it is done
+    semantik cancel operations/<id>
+    semantik retry operations/<id>                     # its failed documents, again
     semantik collections
     semantik bootstrap --user admin --token <bootstrap token>   # the first admin, once
     export SEMANTIK_TOKEN=$(semantik login --user admin)        # an access token
@@ -42,8 +45,11 @@ from semantik.v1 import (
     search_pb2_grpc,
 )
 from semantik_cli.channels import public_channel
+from semantik_cli.progress import progress_line
 
 TIMEOUT_S = 30.0
+RECONNECT_CODES = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
+RECONNECT_DELAY_S = 1.0
 
 
 class Client:
@@ -75,33 +81,44 @@ def _ensure_collection(client: Client, collection_id: str) -> None:
         print(f"created {name}")
 
 
-def _progress_line(operation: Any) -> str:
-    progress = operation.progress
-    total = progress.documents_total
-    done = progress.documents_done + progress.documents_failed
-    width = 30
-    filled = int(width * done / total) if total else 0
-    bar = "#" * filled + "-" * (width - filled)
-    state = operation_pb2.OperationState.Name(operation.state).removeprefix("OPERATION_STATE_")
-    return (
-        f"[{bar}] {done}/{total} documents, {progress.chunks_done} chunks, "
-        f"{progress.documents_failed} failed  {state}"
-    )
-
-
 def _follow(client: Client, name: str) -> Any:
+    """Draws the operation's progress from WatchOperation until it is done;
+    a stream that breaks (a restart, a proxy's idle timeout) is opened again."""
     interactive = sys.stdout.isatty()
+    line = ""
     while True:
-        operation = client.operations.GetOperation(
-            operation_pb2.GetOperationRequest(name=name), timeout=TIMEOUT_S
-        )
-        line = _progress_line(operation)
-        if interactive:
-            print("\r" + line, end="", flush=True)
-        if operation.done:
-            print(("\n" if interactive else "") + line)
-            return operation
-        time.sleep(0.5)
+        try:
+            for operation in client.operations.WatchOperation(
+                operation_pb2.WatchOperationRequest(name=name)
+            ):
+                line = progress_line(operation)
+                if interactive:
+                    print("\r" + line + "\033[K", end="", flush=True)
+                if operation.done:
+                    print(("\n" if interactive else "") + line)
+                    return operation
+        except grpc.RpcError as exc:
+            if exc.code() not in RECONNECT_CODES:
+                raise
+        time.sleep(RECONNECT_DELAY_S)
+
+
+def _report_failures(operation: Any) -> None:
+    for error in operation.document_errors:
+        print(f"  failed: {error.source_path}: {error.reason}")
+    for letter in operation.dead_letters:
+        print(f"  dead letter ({letter.attempts} tries): {letter.source_path}: {letter.reason}")
+    if operation.document_errors or operation.dead_letters:
+        print(f"  retry them with: semantik retry {operation.name}")
+
+
+def _finished(client: Client, operation: Any, wait: bool) -> int:
+    print(f"started {operation.name}")
+    if not wait:
+        return 0
+    finished = _follow(client, operation.name)
+    _report_failures(finished)
+    return 0 if finished.state == operation_pb2.OPERATION_STATE_SUCCEEDED else 1
 
 
 def cmd_index(client: Client, args: argparse.Namespace) -> int:
@@ -113,13 +130,7 @@ def cmd_index(client: Client, args: argparse.Namespace) -> int:
         ),
         timeout=TIMEOUT_S,
     )
-    print(f"started {operation.name}")
-    if args.no_wait:
-        return 0
-    finished = _follow(client, operation.name)
-    for error in finished.document_errors:
-        print(f"  failed: {error.source_path}: {error.reason}")
-    return 0 if finished.state == operation_pb2.OPERATION_STATE_SUCCEEDED else 1
+    return _finished(client, operation, not args.no_wait)
 
 
 def cmd_search(client: Client, args: argparse.Namespace) -> int:
@@ -147,6 +158,30 @@ def cmd_operation(client: Client, args: argparse.Namespace) -> int:
     )
     print(json_format.MessageToJson(operation))
     return 0
+
+
+def cmd_watch(client: Client, args: argparse.Namespace) -> int:
+    finished = _follow(client, args.name)
+    _report_failures(finished)
+    return 0 if finished.state == operation_pb2.OPERATION_STATE_SUCCEEDED else 1
+
+
+def cmd_cancel(client: Client, args: argparse.Namespace) -> int:
+    operation = client.operations.CancelOperation(
+        operation_pb2.CancelOperationRequest(name=args.name), timeout=TIMEOUT_S
+    )
+    if operation.done:
+        print(f"{operation.name} cancelled")
+    else:
+        print(f"{operation.name} stops after the documents in flight")
+    return 0
+
+
+def cmd_retry(client: Client, args: argparse.Namespace) -> int:
+    operation = client.operations.RetryOperation(
+        operation_pb2.RetryOperationRequest(name=args.name), timeout=TIMEOUT_S
+    )
+    return _finished(client, operation, not args.no_wait)
 
 
 def cmd_collections(client: Client, args: argparse.Namespace) -> int:
@@ -236,6 +271,16 @@ def main(argv: list[str] | None = None) -> int:
     operation = commands.add_parser("operation", help="show an operation")
     operation.add_argument("name", help="operations/<id>")
     operation.set_defaults(run=cmd_operation)
+    watch = commands.add_parser("watch", help="follow an operation's progress until it is done")
+    watch.add_argument("name", help="operations/<id>")
+    watch.set_defaults(run=cmd_watch)
+    cancel = commands.add_parser("cancel", help="stop a pending or running operation")
+    cancel.add_argument("name", help="operations/<id>")
+    cancel.set_defaults(run=cmd_cancel)
+    retry = commands.add_parser("retry", help="index again what an operation did not")
+    retry.add_argument("name", help="operations/<id>")
+    retry.add_argument("--no-wait", action="store_true", help="return once the job is queued")
+    retry.set_defaults(run=cmd_retry)
     listing = commands.add_parser("collections", help="list collections")
     listing.set_defaults(run=cmd_collections)
     bootstrap = commands.add_parser("bootstrap", help="create the first admin (once)")

@@ -16,7 +16,7 @@ from semantik.internal.v1 import (
     metadata_pb2,
     metadata_pb2_grpc,
 )
-from semantik.v1 import document_pb2
+from semantik.v1 import document_pb2, operation_pb2
 from services.indexer.chunking import TokenSpans
 
 TOKENIZE_TIMEOUT_S = 60.0
@@ -49,8 +49,11 @@ class MetadataClient:
     def __init__(self, channel: grpc.aio.Channel) -> None:
         self._stub = metadata_pb2_grpc.MetadataServiceStub(channel)
 
-    async def update_operation(self, request: metadata_pb2.UpdateOperationRequest) -> None:
-        await self._stub.UpdateOperation(request, timeout=METADATA_TIMEOUT_S)
+    async def update_operation(
+        self, request: metadata_pb2.UpdateOperationRequest
+    ) -> operation_pb2.Operation:
+        response = await self._stub.UpdateOperation(request, timeout=METADATA_TIMEOUT_S)
+        return response.operation
 
     async def upsert_document(self, request: metadata_pb2.UpsertDocumentRequest) -> list[str]:
         response = await self._stub.UpsertDocument(request, timeout=METADATA_TIMEOUT_S)

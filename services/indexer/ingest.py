@@ -17,9 +17,23 @@ recorded on the operation and as a FAILED document, and the run goes on.
 Parts left out of a document that was indexed (scanned pages without OCR)
 are recorded on the operation and in the document's `error`.
 
-Anything else stops the run: transient ones (a service unavailable) raise
-`TransientImportError` so the job queue retries, other ones (and the last
-try) mark the operation FAILED.
+Other failures while indexing one document (a service unavailable, an
+extractor that crashes, a downstream's internal error) are tried again for
+that document, up to `document_attempts` times with exponential backoff.
+A document that still fails on an error of its own (not a service being
+unavailable) is a dead letter: recorded as FAILED, listed with its reason
+and tries in the operation's `dead_letters`, and the run goes on;
+RetryOperation tries such documents again. A service that stays
+unavailable stops the run: `TransientImportError`, so the job queue retries
+it later; on the last try, and for anything else, the operation is FAILED.
+
+Cancelling: every progress report's answer says whether CancelOperation was
+called. Once it was, no document is started; those in flight finish (no
+half-written document), and the operation ends CANCELLED. An operation
+cancelled before its job started is done already, and the job does nothing.
+
+A retry (`retry_paths`) reads only the files of those documents (a mail's
+for an attachment), changed or not, and removes only those that are gone.
 
 Empty files, and files with no tokens, are indexed with zero chunks: they are
 valid documents with nothing to search, not errors.
@@ -29,16 +43,19 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
+import os
+import random
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 import grpc
-from google.protobuf import timestamp_pb2
+from google.protobuf import duration_pb2, timestamp_pb2
 
 from semantik.internal.v1 import metadata_pb2
 from semantik.v1 import collection_pb2, document_pb2, operation_pb2
@@ -52,7 +69,7 @@ from services.indexer.chunking import (
     split_semantic,
 )
 from services.indexer.extraction import DEFAULT_LIMITS, Limits, Ocr, supported_suffixes
-from services.indexer.known import KnownFiles, as_stored, known_files
+from services.indexer.known import KnownFiles, as_stored, known_files, mail_of
 from services.indexer.reading import SourceFile, failed, read_file
 from services.indexer.sources import Scan, SourceRootError, scan_folder
 from services.indexer.sync import ChangeSet, diff
@@ -84,6 +101,11 @@ STRATEGIES = {
 }
 
 PROGRESS_INTERVAL_S = 0.3
+# Tries of one document before it is a dead letter (or, for a service that
+# stays unavailable, before the run is retried by the queue), and the first
+# backoff; each next one doubles, with jitter.
+DOCUMENT_ATTEMPTS = 3
+RETRY_BASE_S = 0.5
 
 # Fixed namespace of chunk ids (uuid5), so the same chunk always gets the same id.
 CHUNK_NAMESPACE = uuid.UUID("5b0e6a3c-2f5e-4c1d-9a47-8d2f0c1e7b93")
@@ -106,7 +128,11 @@ class Embedder(Protocol):
 
 
 class Metadata(Protocol):
-    async def update_operation(self, request: metadata_pb2.UpdateOperationRequest) -> None: ...
+    async def update_operation(
+        self, request: metadata_pb2.UpdateOperationRequest
+    ) -> operation_pb2.Operation:
+        """The operation as stored after the update."""
+        ...
 
     async def upsert_document(self, request: metadata_pb2.UpsertDocumentRequest) -> list[str]:
         """Returns the chunk ids of the version it replaced."""
@@ -137,6 +163,18 @@ class DocumentError(Exception):
     """One document cannot be indexed; the message is the reason."""
 
 
+class DeadLetter(Exception):
+    """One document kept failing on an error of its own; the message is the last."""
+
+    def __init__(self, reason: str, attempts: int) -> None:
+        super().__init__(reason)
+        self.attempts = attempts
+
+
+class OperationAlreadyDone(Exception):
+    """The operation ended before this run reported (cancelled while queued)."""
+
+
 @dataclass(frozen=True)
 class ImportSpec:
     operation_id: str
@@ -148,6 +186,7 @@ class ImportSpec:
     include_globs: tuple[str, ...] = ()
     exclude_globs: tuple[str, ...] = ()
     max_file_bytes: int = MAX_FILE_BYTES
+    retry_paths: tuple[str, ...] = ()
 
     @classmethod
     def from_proto(cls, request: Any) -> ImportSpec:
@@ -161,6 +200,7 @@ class ImportSpec:
             include_globs=tuple(request.include_globs),
             exclude_globs=tuple(request.exclude_globs),
             max_file_bytes=min(request.max_file_bytes or MAX_FILE_BYTES, MAX_FILE_BYTES),
+            retry_paths=tuple(request.retry_paths),
         )
 
     @property
@@ -182,7 +222,10 @@ class ImportSummary:
     bytes_done: int = 0
     documents_unchanged: int = 0
     documents_removed: int = 0
+    bytes_total: int = 0
+    chunks_total: int = 0
     errors: list[tuple[str, str]] = field(default_factory=list)
+    dead_letters: list[tuple[str, str, int]] = field(default_factory=list)
     error_message: str = ""
 
 
@@ -205,6 +248,8 @@ class Importer:
         progress_interval_s: float = PROGRESS_INTERVAL_S,
         clock: Callable[[], float] = time.monotonic,
         ocr: Ocr | None = None,
+        document_attempts: int = DOCUMENT_ATTEMPTS,
+        retry_base_s: float = RETRY_BASE_S,
     ) -> None:
         self.store = store
         self.embedder = embedder
@@ -215,6 +260,8 @@ class Importer:
         self.clock = clock
         # None: tesseract from the PATH when there is one (probed once).
         self.ocr = ocr
+        self.document_attempts = document_attempts
+        self.retry_base_s = retry_base_s
 
     async def run(self, spec: ImportSpec, *, final_try: bool = True) -> ImportSummary:
         return await _Run(self, spec).run(final_try)
@@ -226,6 +273,10 @@ class _Run:
         self.spec = spec
         self.summary = ImportSummary(state=operation_pb2.OPERATION_STATE_RUNNING)
         self.unsent_errors: list[tuple[str, str]] = []
+        self.unsent_dead_letters: list[tuple[str, str, int]] = []
+        self.cancel_requested = False
+        self.scan_sizes: dict[str, int] = {}
+        self.started = importer.clock()
         self.last_report = 0.0
         self.dimensions = 0
         self.known = KnownFiles({}, {})
@@ -239,6 +290,9 @@ class _Run:
             await self._run()
         except asyncio.CancelledError:
             raise  # the worker stops; the queue runs the job again
+        except OperationAlreadyDone:
+            log.info("%s ended before its job ran; nothing to do", self.operation_name)
+            self.summary.state = operation_pb2.OPERATION_STATE_CANCELLED
         except Exception as exc:
             if not final_try and _is_transient(exc):
                 log.warning("%s: transient failure, will retry: %s", self.operation_name, exc)
@@ -268,11 +322,23 @@ class _Run:
         self.known = known_files(
             await self.importer.metadata.list_documents(spec.collection_id, scan.root + "/")
         )
-        changes = await asyncio.to_thread(lambda: diff(as_stored(scan), self.known.in_scope(scan)))
+        if spec.retry_paths:
+            scan, changes = self._retry_changes(scan)
+        else:
+            changes = await asyncio.to_thread(
+                lambda: diff(as_stored(scan), self.known.in_scope(scan))
+            )
         problems = dict(changes.problems)
         paths = [Path(path) for path in sorted(changes.added + changes.changed)]
         self.summary.documents_total = len(scan.files.keys() | problems.keys())
-        await self._report(operation_pb2.OPERATION_STATE_RUNNING)
+        self.scan_sizes = {str(path): scan.files[str(path)].size for path in paths}
+        self.summary.bytes_total = sum(self.scan_sizes.values())
+        try:
+            await self._report(operation_pb2.OPERATION_STATE_RUNNING)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.FAILED_PRECONDITION:
+                raise OperationAlreadyDone() from exc
+            raise
         await self._sync_unchanged(scan, changes)
         # Files the scan refused (too large, symlinks out of the folder or in
         # a loop) are documents that failed, with the scan's reason. What it
@@ -291,6 +357,8 @@ class _Run:
 
         async def index_one(path: Path) -> None:
             async with slots:
+                if self.cancel_requested:
+                    return
                 await self._index(path)
                 if self.importer.clock() - self.last_report >= self.importer.progress_interval_s:
                     self.last_report = self.importer.clock()
@@ -305,15 +373,35 @@ class _Run:
             # its type decides between a retry and a failed operation.
             raise stopped.exceptions[0] from None
         await store.optimize(spec.collection_id)
-        self.summary.state = operation_pb2.OPERATION_STATE_SUCCEEDED
-        await self._report(operation_pb2.OPERATION_STATE_SUCCEEDED)
+        self.summary.state = (
+            operation_pb2.OPERATION_STATE_CANCELLED
+            if self.cancel_requested
+            else operation_pb2.OPERATION_STATE_SUCCEEDED
+        )
+        await self._report(self.summary.state)
         log.info(
-            "%s: %d documents indexed, %d failed, %d chunks",
+            "%s %s: %d documents indexed, %d failed, %d chunks",
             self.operation_name,
+            operation_pb2.OperationState.Name(self.summary.state),
             self.summary.documents_done,
             self.summary.documents_failed,
             self.summary.chunks_done,
         )
+
+    def _retry_changes(self, scan: Scan) -> tuple[Scan, ChangeSet]:
+        """A retry's work: the files of the documents to retry, read whether
+        changed or not; those gone from the folder leave the index."""
+        wanted = {mail_of(path) or path for path in self.spec.retry_paths}
+        problems = [(path, reason) for path, reason in scan.problems if path in wanted]
+        refused = {path for path, _ in problems}
+        files = {path: state for path, state in scan.files.items() if path in wanted}
+        gone = [
+            path
+            for path in sorted(wanted - files.keys() - refused)
+            if path in self.known.files and not os.path.lexists(path)
+        ]
+        narrowed = dataclasses.replace(scan, files=files, problems=problems)
+        return narrowed, ChangeSet(changed=sorted(files), deleted=gone, problems=problems)
 
     async def _sync_unchanged(self, scan: Scan, changes: ChangeSet) -> None:
         """Brings the index to the folder without embedding anything: files
@@ -349,10 +437,46 @@ class _Run:
             self.spec.collection_id, path, new_path, mtime_ns
         )
 
+    async def _attempts(self, what: str, work: Callable[[], Awaitable[Any]]) -> Any:
+        """`work()`, tried again after failures that are not the document's
+        content (a DocumentError) or the run's (FatalImportError), with
+        exponential backoff. Raises DeadLetter when it keeps failing on its
+        own error; a service that stays unavailable is raised as it is."""
+        importer = self.importer
+        for attempt in range(1, importer.document_attempts + 1):
+            try:
+                return await work()
+            except (DocumentError, FatalImportError, DeadLetter):
+                raise
+            except Exception as exc:
+                if attempt == importer.document_attempts:
+                    if _is_transient(exc):
+                        raise
+                    raise DeadLetter(_describe(exc), attempt) from exc
+                delay = importer.retry_base_s * 2 ** (attempt - 1) * random.uniform(0.75, 1.25)
+                log.warning(
+                    "%s: %s failed (try %d of %d), again in %.1f s: %s",
+                    self.operation_name,
+                    what,
+                    attempt,
+                    importer.document_attempts,
+                    delay,
+                    _describe(exc),
+                )
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")  # the last attempt returns or raises
+
     async def _index(self, path: Path) -> None:
         """The file's documents: itself, and a mail's attachments."""
-        sources = await asyncio.to_thread(read_file, path, self.spec.limits, self.importer.ocr)
-        self.summary.bytes_done += sources[0].size
+        try:
+            sources: list[SourceFile] = await self._attempts(
+                f"reading {path}",
+                lambda: asyncio.to_thread(read_file, path, self.spec.limits, self.importer.ocr),
+            )
+        except DeadLetter as letter:
+            await self._record_dead_letter(failed(str(path), str(letter)), letter.attempts)
+            self.summary.bytes_done += self._scanned_size(path)
+            return
         # Attachments the mail no longer has leave the index.
         stale = set(self.known.attachments.get(str(path), [])) - {s.path for s in sources}
         if stale:
@@ -367,21 +491,45 @@ class _Run:
             try:
                 if source.error:
                     raise DocumentError(source.error)
-                chunk_count = await self._index_text(source)
+                chunk_count = await self._attempts(
+                    f"indexing {source.path}", functools.partial(self._index_text, source)
+                )
             except DocumentError as exc:
                 await self._record_failure(dataclasses.replace(source, error=str(exc)))
+                continue
+            except DeadLetter as letter:
+                await self._record_dead_letter(
+                    dataclasses.replace(source, error=str(letter)), letter.attempts
+                )
                 continue
             self.summary.documents_done += 1
             self.summary.chunks_done += chunk_count
             if source.skipped:
                 self._note(source.path, "indexed without " + "; ".join(source.skipped))
+        self.summary.bytes_done += self._scanned_size(path)
+
+    def _scanned_size(self, path: Path) -> int:
+        return self.scan_sizes.get(str(path), 0)
 
     async def _index_text(self, source: SourceFile) -> int:
-        importer, spec = self.importer, self.spec
         chunks: list[Chunk] = []
-        try:
-            if source.text:
+        if source.text:
+            try:
                 chunks = await self._chunks(source)
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() in _DOCUMENT_CODES:
+                    raise DocumentError(f"rejected by the embedder: {exc.details()}") from exc
+                raise
+        self.summary.chunks_total += len(chunks)
+        try:
+            return await self._write_chunks(source, chunks)
+        except BaseException:
+            self.summary.chunks_total -= len(chunks)  # tried again, or not indexed
+            raise
+
+    async def _write_chunks(self, source: SourceFile, chunks: list[Chunk]) -> int:
+        importer, spec = self.importer, self.spec
+        try:
             # Ids of the same content at the same path are the same, so a retried
             # job overwrites its own points; unless another document holds this
             # content, whose ids may come from this path (it was moved away).
@@ -507,14 +655,29 @@ class _Run:
         document = _document(source, document_pb2.DOCUMENT_STATE_FAILED, 0, error=source.error)
         await self._write_document(document, [], keep=set())
 
+    async def _record_dead_letter(self, source: SourceFile, attempts: int) -> None:
+        log.warning(
+            "%s: %s is a dead letter after %d tries: %s",
+            self.operation_name,
+            source.path,
+            attempts,
+            source.error,
+        )
+        self.summary.documents_failed += 1
+        letter = (source.path, source.error, attempts)
+        self.summary.dead_letters.append(letter)
+        self.unsent_dead_letters.append(letter)
+        document = _document(source, document_pb2.DOCUMENT_STATE_FAILED, 0, error=source.error)
+        await self._write_document(document, [], keep=set())
+
     def _note(self, path: str, reason: str) -> None:
         """A document error for the operation (sent with the next progress report)."""
         self.summary.errors.append((path, reason))
         self.unsent_errors.append((path, reason))
 
-    def _progress(self) -> operation_pb2.OperationProgress:
+    def _progress(self, state: operation_pb2.OperationState) -> operation_pb2.OperationProgress:
         s = self.summary
-        return operation_pb2.OperationProgress(
+        progress = operation_pb2.OperationProgress(
             documents_total=s.documents_total,
             documents_done=s.documents_done,
             documents_failed=s.documents_failed,
@@ -522,27 +685,44 @@ class _Run:
             bytes_done=s.bytes_done,
             documents_unchanged=s.documents_unchanged,
             documents_removed=s.documents_removed,
+            bytes_total=s.bytes_total,
+            chunks_total=s.chunks_total,
         )
+        eta = estimate_remaining(s.bytes_done, s.bytes_total, self.importer.clock() - self.started)
+        if state == operation_pb2.OPERATION_STATE_RUNNING and eta is not None:
+            progress.eta.CopyFrom(eta)
+        return progress
 
     async def _report(self, state: operation_pb2.OperationState, error_message: str = "") -> None:
         # Taken before the call: documents in flight add errors while it waits.
         unsent, self.unsent_errors = self.unsent_errors, []
-        errors = [
-            operation_pb2.DocumentError(source_path=path, reason=reason) for path, reason in unsent
-        ]
+        letters, self.unsent_dead_letters = self.unsent_dead_letters, []
         try:
-            await self.importer.metadata.update_operation(
+            operation = await self.importer.metadata.update_operation(
                 metadata_pb2.UpdateOperationRequest(
                     name=self.operation_name,
                     state=state,
-                    progress=self._progress(),
-                    document_errors=errors,
+                    progress=self._progress(state),
+                    document_errors=[
+                        operation_pb2.DocumentError(source_path=path, reason=reason, attempts=1)
+                        for path, reason in unsent
+                    ],
                     error_message=error_message,
+                    dead_letters=[
+                        operation_pb2.DocumentError(
+                            source_path=path, reason=reason, attempts=attempts
+                        )
+                        for path, reason, attempts in letters
+                    ],
                 )
             )
         except BaseException:
             self.unsent_errors[:0] = unsent  # sent with the next report
+            self.unsent_dead_letters[:0] = letters
             raise
+        if operation.cancel_requested and not self.cancel_requested:
+            log.info("%s: cancel requested; finishing the documents in flight", self.operation_name)
+            self.cancel_requested = True
         self.last_report = self.importer.clock()
 
     async def _fail(self, exc: Exception) -> None:
@@ -555,6 +735,19 @@ class _Run:
         except Exception:
             # Nothing more to do here: the operation stays RUNNING in metadata.
             log.exception("%s: cannot record the failure", self.operation_name)
+
+
+def estimate_remaining(
+    bytes_done: int, bytes_total: int, elapsed_s: float
+) -> duration_pb2.Duration | None:
+    """Time left at the rate bytes were finished so far; None before the
+    first file is finished."""
+    if bytes_done <= 0 or elapsed_s <= 0:
+        return None
+    left_s = max(0, bytes_total - bytes_done) * elapsed_s / bytes_done
+    eta = duration_pb2.Duration()
+    eta.FromNanoseconds(round(left_s * 1e9))
+    return eta
 
 
 def _batch_terms(texts: Sequence[str]) -> list[dict[int, int]]:

@@ -20,6 +20,7 @@ from semantik.v1 import (
 from servicekit.channels import remaining
 from servicekit.errors import (
     FieldViolations,
+    ServiceError,
     already_exists,
     failed_precondition,
     invalid_argument,
@@ -34,6 +35,7 @@ from services.metadata.resources import (
 )
 from services.metadata.store import (
     DocumentFilters,
+    ImportScope,
     MetadataStore,
     Missing,
     NewApiKey,
@@ -69,6 +71,9 @@ MAX_DELETE_PATHS = 1000
 DOCUMENT_STATES = frozenset(
     {document_pb2.DOCUMENT_STATE_INDEXED, document_pb2.DOCUMENT_STATE_FAILED}
 )
+IMPORT_KINDS = frozenset(
+    {operation_pb2.OPERATION_KIND_IMPORT_DOCUMENTS, operation_pb2.OPERATION_KIND_RETRY_DOCUMENTS}
+)
 OPERATION_STATES = frozenset(operation_pb2.OperationState.values()) - {
     operation_pb2.OPERATION_STATE_UNSPECIFIED
 }
@@ -95,7 +100,7 @@ def _check_text(violations: FieldViolations, field: str, value: str) -> None:
         violations.add(field, "must not contain NUL characters")
 
 
-def _check_non_negative(violations: FieldViolations, field: str, value: int) -> None:
+def _check_non_negative(violations: FieldViolations, field: str, value: float) -> None:
     if value < 0:
         violations.add(field, "must not be negative")
 
@@ -236,11 +241,23 @@ class MetadataHandler:
     ) -> metadata_pb2.CreateOperationResponse:
         operation = request.operation
         violations = FieldViolations()
-        if operation.kind != operation_pb2.OPERATION_KIND_IMPORT_DOCUMENTS:
-            violations.add("operation.kind", "must be OPERATION_KIND_IMPORT_DOCUMENTS")
+        if operation.kind not in IMPORT_KINDS:
+            violations.add(
+                "operation.kind",
+                "must be OPERATION_KIND_IMPORT_DOCUMENTS or OPERATION_KIND_RETRY_DOCUMENTS",
+            )
         elif not operation.source_path:
             violations.add("operation.source_path", "is required for an import")
         _check_text(violations, "operation.source_path", operation.source_path)
+        retry_of = None
+        if operation.kind == operation_pb2.OPERATION_KIND_RETRY_DOCUMENTS:
+            retry_of = resources.parse_operation_name("operation.retry_of", operation.retry_of)
+        elif operation.retry_of:
+            violations.add("operation.retry_of", "is only for OPERATION_KIND_RETRY_DOCUMENTS")
+        for field_name in ("include_globs", "exclude_globs"):
+            for i, glob in enumerate(getattr(operation, field_name)):
+                _check_text(violations, f"operation.{field_name}[{i}]", glob)
+        _check_non_negative(violations, "operation.max_file_bytes", operation.max_file_bytes)
         violations.raise_if_any()
         collection_id = resources.parse_collection_name(
             "operation.collection", operation.collection
@@ -251,6 +268,12 @@ class MetadataHandler:
             operation.source_path,
             operation_pb2.OPERATION_STATE_PENDING,
             self._timeout(context),
+            retry_of=retry_of,
+            scope=ImportScope(
+                tuple(operation.include_globs),
+                tuple(operation.exclude_globs),
+                operation.max_file_bytes,
+            ),
         )
         if row is None:
             raise not_found(COLLECTION, operation.collection)
@@ -314,8 +337,14 @@ class MetadataHandler:
                 "bytes_done",
                 "documents_unchanged",
                 "documents_removed",
+                "bytes_total",
+                "chunks_total",
             ):
                 _check_non_negative(violations, f"progress.{field}", getattr(p, field))
+            eta_seconds = None
+            if p.HasField("eta"):
+                eta_seconds = p.eta.ToNanoseconds() / 1e9
+                _check_non_negative(violations, "progress.eta", eta_seconds)
             progress = Progress(
                 documents_total=p.documents_total,
                 documents_done=p.documents_done,
@@ -324,31 +353,43 @@ class MetadataHandler:
                 bytes_done=p.bytes_done,
                 documents_unchanged=p.documents_unchanged,
                 documents_removed=p.documents_removed,
+                bytes_total=p.bytes_total,
+                chunks_total=p.chunks_total,
+                eta_seconds=eta_seconds,
             )
-        for i, error in enumerate(request.document_errors):
-            _check_text(violations, f"document_errors[{i}].source_path", error.source_path)
-            _check_text(violations, f"document_errors[{i}].reason", error.reason)
+        for field_name in ("document_errors", "dead_letters"):
+            for i, error in enumerate(getattr(request, field_name)):
+                _check_text(violations, f"{field_name}[{i}].source_path", error.source_path)
+                _check_text(violations, f"{field_name}[{i}].reason", error.reason)
+                _check_non_negative(violations, f"{field_name}[{i}].attempts", error.attempts)
         _check_text(violations, "error_message", request.error_message)
         violations.raise_if_any()
         update = OperationUpdate(
             state=request.state or None,
             progress=progress,
-            document_errors=[
-                {"source_path": e.source_path, "reason": e.reason} for e in request.document_errors
-            ],
+            document_errors=[_stored_error(e) for e in request.document_errors],
             error_message=request.error_message,
+            dead_letters=[_stored_error(e) for e in request.dead_letters],
         )
         try:
             row = await self._store.update_operation(operation_id, update, self._timeout(context))
         except OperationIsDone as exc:
-            raise failed_precondition(
-                "the operation is done; its state cannot change",
-                subject=request.name,
-                violation_type="OPERATION_DONE",
-            ) from exc
+            raise _operation_done(request.name, exc.state) from exc
         if row is None:
             raise not_found(OPERATION, request.name)
         return metadata_pb2.UpdateOperationResponse(operation=operation_message(row))
+
+    async def CancelOperation(
+        self, request: metadata_pb2.CancelOperationRequest, context: ServicerContext
+    ) -> metadata_pb2.CancelOperationResponse:
+        operation_id = resources.parse_operation_name("name", request.name)
+        try:
+            row = await self._store.cancel_operation(operation_id, self._timeout(context))
+        except OperationIsDone as exc:
+            raise _operation_done(request.name, exc.state) from exc
+        if row is None:
+            raise not_found(OPERATION, request.name)
+        return metadata_pb2.CancelOperationResponse(operation=operation_message(row))
 
     # Documents -----------------------------------------------------------------
 
@@ -897,4 +938,17 @@ def _document_filters(request: metadata_pb2.ListDocumentsRequest) -> DocumentFil
         mime_type=request.mime_type or None,
         modified_after=after,
         modified_before=before,
+    )
+
+
+def _stored_error(error: operation_pb2.DocumentError) -> dict[str, Any]:
+    return {"source_path": error.source_path, "reason": error.reason, "attempts": error.attempts}
+
+
+def _operation_done(name: str, state: int) -> ServiceError:
+    state_name = operation_pb2.OperationState.Name(state).removeprefix("OPERATION_STATE_")
+    return failed_precondition(
+        f"the operation is done ({state_name}); its state cannot change",
+        subject=name,
+        violation_type="OPERATION_DONE",
     )

@@ -119,6 +119,30 @@ operations = sa.Table(
     _timestamp("create_time"),
     _timestamp("update_time"),
     _timestamp("end_time", nullable=True),
+    sa.Column("cancel_requested", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("retry_of", postgresql.UUID(), nullable=True),
+    sa.Column(
+        "dead_letters",
+        postgresql.JSONB(),
+        nullable=False,
+        server_default=sa.text("'[]'::jsonb"),
+    ),
+    _count("bytes_total"),
+    _count("chunks_total"),
+    sa.Column("eta_seconds", sa.Float(), nullable=True),
+    sa.Column(
+        "include_globs",
+        postgresql.ARRAY(sa.Text()),
+        nullable=False,
+        server_default=sa.text("'{}'::text[]"),
+    ),
+    sa.Column(
+        "exclude_globs",
+        postgresql.ARRAY(sa.Text()),
+        nullable=False,
+        server_default=sa.text("'{}'::text[]"),
+    ),
+    _count("max_file_bytes"),
     sa.Index("operations_create_time_id_idx", sa.text("create_time DESC"), sa.text("id DESC")),
 )
 

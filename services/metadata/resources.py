@@ -36,7 +36,11 @@ API_KEY_ID = re.compile(r"^[a-z0-9]{8,32}$")
 API_KEY_ID_RULE = "8-32 lower-case letters and digits"
 
 FINAL_OPERATION_STATES = frozenset(
-    {operation_pb2.OPERATION_STATE_SUCCEEDED, operation_pb2.OPERATION_STATE_FAILED}
+    {
+        operation_pb2.OPERATION_STATE_SUCCEEDED,
+        operation_pb2.OPERATION_STATE_FAILED,
+        operation_pb2.OPERATION_STATE_CANCELLED,
+    }
 )
 
 Row = Mapping[str, Any]
@@ -208,14 +212,22 @@ def operation_message(row: Row) -> operation_pb2.Operation:
             bytes_done=row["bytes_done"],
             documents_unchanged=row["documents_unchanged"],
             documents_removed=row["documents_removed"],
+            bytes_total=row["bytes_total"],
+            chunks_total=row["chunks_total"],
         ),
-        document_errors=[
-            operation_pb2.DocumentError(source_path=e["source_path"], reason=e["reason"])
-            for e in row["document_errors"]
-        ],
+        document_errors=[_document_error(e) for e in row["document_errors"]],
+        dead_letters=[_document_error(e) for e in row["dead_letters"]],
+        cancel_requested=row["cancel_requested"],
+        include_globs=row["include_globs"],
+        exclude_globs=row["exclude_globs"],
+        max_file_bytes=row["max_file_bytes"],
         create_time=timestamp(row["create_time"]),
         update_time=timestamp(row["update_time"]),
     )
+    if row["retry_of"] is not None:
+        operation.retry_of = operation_name(row["retry_of"])
+    if row["eta_seconds"] is not None:
+        operation.progress.eta.FromNanoseconds(round(row["eta_seconds"] * 1e9))
     if state == operation_pb2.OPERATION_STATE_FAILED:
         # The writer reports only a message; the store cannot know a finer code.
         operation.error.CopyFrom(
@@ -285,4 +297,12 @@ def api_key_message(row: Row) -> api_key_pb2.ApiKey:
 def api_key_record(row: Row) -> metadata_pb2.ApiKeyRecord:
     return metadata_pb2.ApiKeyRecord(
         api_key=api_key_message(row), secret_hash=bytes(row["secret_hash"])
+    )
+
+
+def _document_error(stored: Mapping[str, Any]) -> operation_pb2.DocumentError:
+    return operation_pb2.DocumentError(
+        source_path=stored["source_path"],
+        reason=stored["reason"],
+        attempts=stored.get("attempts", 1),
     )

@@ -17,14 +17,14 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 import grpc
 
-from semantik.v1 import grant_pb2
+from semantik.v1 import grant_pb2, operation_pb2
 from servicekit.errors import ServiceError, already_exists, unavailable
 from services.metadata import schema
 from services.metadata.config import MetadataConfig
@@ -213,18 +213,35 @@ class Progress:
     bytes_done: int
     documents_unchanged: int = 0
     documents_removed: int = 0
+    bytes_total: int = 0
+    chunks_total: int = 0
+    eta_seconds: float | None = None
+
+
+@dataclass(frozen=True)
+class ImportScope:
+    """What an import operation was asked to read."""
+
+    include_globs: tuple[str, ...] = ()
+    exclude_globs: tuple[str, ...] = ()
+    max_file_bytes: int = 0
 
 
 @dataclass(frozen=True)
 class OperationUpdate:
     state: int | None
     progress: Progress | None
-    document_errors: list[dict[str, str]]
+    document_errors: list[dict[str, Any]]
     error_message: str
+    dead_letters: list[dict[str, Any]] = field(default_factory=list)
 
 
 class OperationIsDone(Exception):
     """An update would move a finished operation to another state."""
+
+    def __init__(self, state: int) -> None:
+        super().__init__(f"the operation is done (state {state})")
+        self.state = state
 
 
 @dataclass(frozen=True)
@@ -781,14 +798,23 @@ class MetadataStore:
     # Operations ----------------------------------------------------------------
 
     async def create_operation(
-        self, kind: int, collection_id: str, source_path: str, state: int, timeout_s: float
+        self,
+        kind: int,
+        collection_id: str,
+        source_path: str,
+        state: int,
+        timeout_s: float,
+        *,
+        retry_of: uuid.UUID | None = None,
+        scope: ImportScope = ImportScope(),
     ) -> Row | None:
         """The new operation; None when the collection is absent."""
         async with self._connection(timeout_s) as (connection, deadline):
             row: Row | None = await connection.fetchrow(
                 """
-                INSERT INTO operations (id, kind, collection_id, source_path, state)
-                SELECT $1, $2, $3, $4, $5
+                INSERT INTO operations (id, kind, collection_id, source_path, state, retry_of,
+                                        include_globs, exclude_globs, max_file_bytes)
+                SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9
                 WHERE EXISTS (SELECT 1 FROM collections WHERE id = $3)
                 RETURNING *
                 """,
@@ -797,6 +823,44 @@ class MetadataStore:
                 collection_id,
                 source_path,
                 state,
+                retry_of,
+                list(scope.include_globs),
+                list(scope.exclude_globs),
+                scope.max_file_bytes,
+                timeout=deadline.left(),
+            )
+            return row
+
+    async def cancel_operation(self, operation_id: uuid.UUID, timeout_s: float) -> Row | None:
+        """A PENDING operation becomes CANCELLED, a RUNNING one is marked
+        `cancel_requested`; None when absent. Raises OperationIsDone."""
+        async with (
+            self._connection(timeout_s) as (connection, deadline),
+            connection.transaction(),
+        ):
+            state = await connection.fetchval(
+                "SELECT state FROM operations WHERE id = $1 FOR UPDATE",
+                operation_id,
+                timeout=deadline.left(),
+            )
+            if state is None:
+                return None
+            if state in FINAL_OPERATION_STATES:
+                raise OperationIsDone(state)
+            row: Row = await connection.fetchrow(
+                """
+                UPDATE operations SET
+                    cancel_requested = true,
+                    state = CASE WHEN state = $2 THEN $3 ELSE state END,
+                    end_time = CASE WHEN state = $2 THEN now() END,
+                    eta_seconds = CASE WHEN state = $2 THEN NULL ELSE eta_seconds END,
+                    update_time = now()
+                WHERE id = $1
+                RETURNING *
+                """,
+                operation_id,
+                operation_pb2.OPERATION_STATE_PENDING,
+                operation_pb2.OPERATION_STATE_CANCELLED,
                 timeout=deadline.left(),
             )
             return row
@@ -842,7 +906,7 @@ class MetadataStore:
         """
         progress = update.progress
         counters = (
-            (None,) * 7
+            (None,) * 9
             if progress is None
             else (
                 progress.documents_total,
@@ -852,8 +916,14 @@ class MetadataStore:
                 progress.bytes_done,
                 progress.documents_unchanged,
                 progress.documents_removed,
+                progress.bytes_total,
+                progress.chunks_total,
             )
         )
+        # The estimate goes with every progress report (NULL: none yet), and
+        # with the final state.
+        eta_seconds = None if progress is None else progress.eta_seconds
+        final = update.state in FINAL_OPERATION_STATES
         async with (
             self._connection(timeout_s) as (connection, deadline),
             connection.transaction(),
@@ -870,7 +940,7 @@ class MetadataStore:
                 and update.state is not None
                 and update.state != state
             ):
-                raise OperationIsDone()
+                raise OperationIsDone(state)
             row: Row = await connection.fetchrow(
                 """
                 UPDATE operations SET
@@ -882,10 +952,16 @@ class MetadataStore:
                     bytes_done = COALESCE($7, bytes_done),
                     documents_unchanged = COALESCE($8, documents_unchanged),
                     documents_removed = COALESCE($9, documents_removed),
-                    document_errors = document_errors || $10::jsonb,
-                    error_message = CASE WHEN $11 = '' THEN error_message ELSE $11 END,
+                    bytes_total = COALESCE($10, bytes_total),
+                    chunks_total = COALESCE($11, chunks_total),
+                    document_errors = document_errors || $12::jsonb,
+                    dead_letters = dead_letters || $13::jsonb,
+                    error_message = CASE WHEN $14 = '' THEN error_message ELSE $14 END,
+                    eta_seconds = CASE WHEN $16 THEN NULL
+                                       WHEN $3::bigint IS NULL THEN eta_seconds
+                                       ELSE $15 END,
                     update_time = now(),
-                    end_time = CASE WHEN COALESCE($2, state) IN (3, 4)
+                    end_time = CASE WHEN COALESCE($2, state) = ANY($17::smallint[])
                                     THEN COALESCE(end_time, now()) END
                 WHERE id = $1
                 RETURNING *
@@ -894,7 +970,11 @@ class MetadataStore:
                 update.state,
                 *counters,
                 update.document_errors,
+                update.dead_letters,
                 update.error_message,
+                eta_seconds,
+                final,
+                sorted(FINAL_OPERATION_STATES),
                 timeout=deadline.left(),
             )
             return row

@@ -55,6 +55,13 @@ CASES: list[tuple[str, Callable[[Api], Any] | None, Any, str]] = [
      operation_pb2.GetOperationRequest(name="operations/123"), "name"),
     ("ListOperations", lambda a: a.operations.ListOperations,
      operation_pb2.ListOperationsRequest(page_size=-1), "page_size"),
+    ("WatchOperation", lambda a: lambda r, timeout: list(
+        a.operations.WatchOperation(r, timeout=timeout)),
+     operation_pb2.WatchOperationRequest(name="operations/123"), "name"),
+    ("CancelOperation", lambda a: a.operations.CancelOperation,
+     operation_pb2.CancelOperationRequest(name=""), "name"),
+    ("RetryOperation", lambda a: a.operations.RetryOperation,
+     operation_pb2.RetryOperationRequest(name="operations/not-an-id"), "name"),
     ("Search", lambda a: a.search.Search,
      search_pb2.SearchRequest(collection="collections/x", query="   "), "query"),
     ("Search", lambda a: a.search.Search,

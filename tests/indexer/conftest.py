@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from semantik.internal.v1 import metadata_pb2
-from semantik.v1 import document_pb2
+from semantik.v1 import document_pb2, operation_pb2
 from semantik_runner.ports import free_port
 from semantik_runner.stores import RedisServer
 from services.indexer.chunking import TokenSpans
@@ -69,10 +69,17 @@ class FakeMetadata:
 
     def __init__(self) -> None:
         self.updates: list[metadata_pb2.UpdateOperationRequest] = []
+        # What the next report's answer says of CancelOperation.
+        self.cancel_requested = False
         self.documents: dict[str, metadata_pb2.UpsertDocumentRequest] = {}
 
-    async def update_operation(self, request: metadata_pb2.UpdateOperationRequest) -> None:
+    async def update_operation(
+        self, request: metadata_pb2.UpdateOperationRequest
+    ) -> operation_pb2.Operation:
         self.updates.append(request)
+        return operation_pb2.Operation(
+            name=request.name, state=request.state, cancel_requested=self.cancel_requested
+        )
 
     async def upsert_document(self, request: metadata_pb2.UpsertDocumentRequest) -> list[str]:
         # PostgreSQL keeps times to the microsecond.

@@ -362,6 +362,21 @@ REQUESTS: dict[str, RequestFactory] = {
         lambda a: a.operations.ListOperations,
         operation_pb2.ListOperationsRequest(page_size=1000),
     ),
+    # A stream: read to its end (one message, the operation is done).
+    "/semantik.v1.OperationService/WatchOperation": lambda w, s, c, k: (
+        lambda a: (
+            lambda request, timeout: list(a.operations.WatchOperation(request, timeout=timeout))
+        ),
+        operation_pb2.WatchOperationRequest(name=w.operations[c]),
+    ),
+    "/semantik.v1.OperationService/CancelOperation": lambda w, s, c, k: (
+        lambda a: a.operations.CancelOperation,
+        operation_pb2.CancelOperationRequest(name=w.operations[c]),
+    ),
+    "/semantik.v1.OperationService/RetryOperation": lambda w, s, c, k: (
+        lambda a: a.operations.RetryOperation,
+        operation_pb2.RetryOperationRequest(name=w.operations[c]),
+    ),
     "/semantik.v1.SearchService/Search": lambda w, s, c, k: (
         lambda a: a.search.Search,
         search_pb2.SearchRequest(collection=f"collections/{c}", query="authorisation matrix"),
@@ -369,7 +384,13 @@ REQUESTS: dict[str, RequestFactory] = {
 }
 
 # The allowed outcome of an RPC when it is not OK: bootstrapping is spent once an admin exists.
-ALLOWED_OUTCOME = {"/semantik.v1.AuthService/BootstrapAdmin": grpc.StatusCode.FAILED_PRECONDITION}
+# The matrix's operations are done and had no failed document: allowed
+# callers get past authorisation to the operation's own precondition.
+ALLOWED_OUTCOME = {
+    "/semantik.v1.AuthService/BootstrapAdmin": grpc.StatusCode.FAILED_PRECONDITION,
+    "/semantik.v1.OperationService/CancelOperation": grpc.StatusCode.FAILED_PRECONDITION,
+    "/semantik.v1.OperationService/RetryOperation": grpc.StatusCode.FAILED_PRECONDITION,
+}
 
 
 def expected(

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import grpc
-
-from semantik.internal.v1 import indexer_pb2, metadata_pb2
+from semantik.internal.v1 import metadata_pb2
 from semantik.v1 import document_pb2, document_pb2_grpc, operation_pb2
 from servicekit.channels import remaining
 from servicekit.errors import FieldViolations
 from servicekit.grpc_types import ServicerContext
 from services.gateway import validation
 from services.gateway.downstream import Downstreams
+from services.gateway.imports import queue_import
 
 Context = ServicerContext
 
@@ -26,7 +25,7 @@ class DocumentHandler(document_pb2_grpc.DocumentServiceServicer):  # type: ignor
         self, request: document_pb2.ImportDocumentsRequest, context: Context
     ) -> operation_pb2.Operation:
         violations = FieldViolations()
-        collection_id = validation.collection_id_of(request.parent, "parent", violations)
+        validation.collection_id_of(request.parent, "parent", violations)
         validation.check_text(
             request.source_path, "source_path", violations, max_chars=4096, required=True
         )
@@ -42,54 +41,18 @@ class DocumentHandler(document_pb2_grpc.DocumentServiceServicer):  # type: ignor
             violations.add("max_file_bytes", "must not be negative")
         violations.raise_if_any()
 
-        collection = (
-            await self._d.metadata.GetCollection(
-                metadata_pb2.GetCollectionRequest(name=request.parent),
-                timeout=remaining(context, self._timeout_s),
-            )
-        ).collection
-        start = indexer_pb2.StartImportRequest(
-            collection_id=collection_id,
-            source_path=request.source_path,
-            chunk_tokens=collection.chunking.chunk_tokens,
-            overlap_tokens=collection.chunking.overlap_tokens,
-            chunking_strategy=collection.chunking.strategy,
-            include_globs=request.include_globs,
-            exclude_globs=request.exclude_globs,
-            max_file_bytes=request.max_file_bytes,
-        )
-        # Check the source first (AIP-163 validate_only) so bad input records
-        # no operation at all.
-        start.validate_only = True
-        await self._d.indexer.StartImport(start, timeout=remaining(context, self._timeout_s))
-
-        created = await self._d.metadata.CreateOperation(
-            metadata_pb2.CreateOperationRequest(
-                operation=operation_pb2.Operation(
-                    kind=operation_pb2.OPERATION_KIND_IMPORT_DOCUMENTS,
-                    collection=request.parent,
-                    source_path=request.source_path,
-                )
+        return await queue_import(
+            self._d,
+            operation_pb2.Operation(
+                kind=operation_pb2.OPERATION_KIND_IMPORT_DOCUMENTS,
+                collection=request.parent,
+                source_path=request.source_path,
+                include_globs=request.include_globs,
+                exclude_globs=request.exclude_globs,
+                max_file_bytes=request.max_file_bytes,
             ),
-            timeout=remaining(context, self._timeout_s),
+            remaining(context, self._timeout_s),
         )
-        operation = created.operation
-        start.validate_only = False
-        start.operation_id = operation.name.removeprefix("operations/")
-        try:
-            await self._d.indexer.StartImport(start, timeout=remaining(context, self._timeout_s))
-        except grpc.aio.AioRpcError as exc:
-            # The operation must not stay PENDING forever when its job never queued.
-            await self._d.metadata.UpdateOperation(
-                metadata_pb2.UpdateOperationRequest(
-                    name=operation.name,
-                    state=operation_pb2.OPERATION_STATE_FAILED,
-                    error_message=f"could not queue the import: {exc.details()}",
-                ),
-                timeout=self._timeout_s,
-            )
-            raise
-        return operation
 
     async def GetDocument(
         self, request: document_pb2.GetDocumentRequest, context: Context

@@ -11,7 +11,7 @@ handler with the principal in a context variable. Health and reflection
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import grpc
@@ -179,8 +179,14 @@ class Authenticator:
                 metadata_pb2.GetOperationRequest(name=name),
                 timeout=remaining(context, self._timeout_s),
             )
-            if not caller.can(Permission.READ, _collection_id(operation.operation.collection)):
+            collection_id = _collection_id(operation.operation.collection)
+            if not caller.can(Permission.READ, collection_id):
                 raise not_found(rule.target.resource_type, name)
+            assert rule.permission is not None
+            if not caller.can(rule.permission, collection_id):
+                raise permission_denied(
+                    f"{rpc} needs {rule.permission.name} on collections/{collection_id}"
+                )
         if rule.access is Access.COLLECTION:
             assert rule.target is not None and rule.permission is not None
             for name, collection_id in named:
@@ -228,14 +234,25 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 self._auth.cache.clear()
             return response
 
-        if inner is None:
-            # Every public RPC is unary; anything else is refused (no policy can cover it).
-            async def refuse(request: Any, context: ServicerContext) -> Any:
-                raise permission_denied(f"{method} has no access policy")
-                yield  # pragma: no cover
+        inner_stream = handler.unary_stream
 
+        async def streaming(request: Any, context: ServicerContext) -> AsyncIterator[Any]:
+            # Authorised once, when the stream opens; a stream changes no access.
+            if rule is None or inner_stream is None or rule.changes_access:
+                raise permission_denied(f"{method} has no access policy")
+            caller = await self._auth.authorize(rule, method, request, metadata, context)
+            token = principal.set_current(caller)
+            try:
+                async for response in inner_stream(request, context):
+                    yield response
+            finally:
+                principal.reset_current(token)
+
+        if inner is None:
+            # Public RPCs are unary or server-streaming; client streams are
+            # refused (no policy covers them).
             return grpc.unary_stream_rpc_method_handler(
-                refuse,
+                streaming,
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )

@@ -196,6 +196,15 @@ POLICY: Mapping[str, Rule] = {
         Access.OPERATION, READ, Target("name", OPERATION, _operation)
     ),
     "/semantik.v1.OperationService/ListOperations": LISTING,
+    "/semantik.v1.OperationService/WatchOperation": Rule(
+        Access.OPERATION, READ, Target("name", OPERATION, _operation)
+    ),
+    "/semantik.v1.OperationService/CancelOperation": Rule(
+        Access.OPERATION, WRITE, Target("name", OPERATION, _operation)
+    ),
+    "/semantik.v1.OperationService/RetryOperation": Rule(
+        Access.OPERATION, WRITE, Target("name", OPERATION, _operation)
+    ),
     # SearchService (search.proto)
     "/semantik.v1.SearchService/Search": Rule(Access.COLLECTION, READ, SEARCH_COLLECTIONS),
 }

@@ -25,11 +25,12 @@ _sym_db = _symbol_database.Default()
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 from google.api import resource_pb2 as google_dot_api_dot_resource__pb2
+from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from google.rpc import status_pb2 as google_dot_rpc_dot_status__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bsemantik/v1/operation.proto\x12\x0bsemantik.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\"\xac\x02\n\x11OperationProgress\x12\'\n\x0f\x64ocuments_total\x18\x01 \x01(\x03R\x0e\x64ocumentsTotal\x12%\n\x0e\x64ocuments_done\x18\x02 \x01(\x03R\rdocumentsDone\x12)\n\x10\x64ocuments_failed\x18\x03 \x01(\x03R\x0f\x64ocumentsFailed\x12\x1f\n\x0b\x63hunks_done\x18\x04 \x01(\x03R\nchunksDone\x12\x1d\n\nbytes_done\x18\x05 \x01(\x03R\tbytesDone\x12/\n\x13\x64ocuments_unchanged\x18\x06 \x01(\x03R\x12\x64ocumentsUnchanged\x12+\n\x11\x64ocuments_removed\x18\x07 \x01(\x03R\x10\x64ocumentsRemoved\"H\n\rDocumentError\x12\x1f\n\x0bsource_path\x18\x01 \x01(\tR\nsourcePath\x12\x16\n\x06reason\x18\x02 \x01(\tR\x06reason\"\xed\x04\n\tOperation\x12\x18\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08R\x04name\x12.\n\x04kind\x18\x02 \x01(\x0e\x32\x1a.semantik.v1.OperationKindR\x04kind\x12\x1e\n\ncollection\x18\x03 \x01(\tR\ncollection\x12\x31\n\x05state\x18\x04 \x01(\x0e\x32\x1b.semantik.v1.OperationStateR\x05state\x12\x12\n\x04\x64one\x18\x05 \x01(\x08R\x04\x64one\x12:\n\x08progress\x18\x06 \x01(\x0b\x32\x1e.semantik.v1.OperationProgressR\x08progress\x12(\n\x05\x65rror\x18\x07 \x01(\x0b\x32\x12.google.rpc.StatusR\x05\x65rror\x12\x43\n\x0f\x64ocument_errors\x18\x08 \x03(\x0b\x32\x1a.semantik.v1.DocumentErrorR\x0e\x64ocumentErrors\x12;\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12;\n\x0bupdate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nupdateTime\x12\x35\n\x08\x65nd_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x07\x65ndTime\x12\x1f\n\x0bsource_path\x18\x0c \x01(\tR\nsourcePath:2\xea\x41/\n\x15semantik.io/Operation\x12\x16operations/{operation}\"I\n\x13GetOperationRequest\x12\x32\n\x04name\x18\x01 \x01(\tB\x1e\xe2\x41\x01\x02\xfa\x41\x17\n\x15semantik.io/OperationR\x04name\"S\n\x15ListOperationsRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\"x\n\x16ListOperationsResponse\x12\x36\n\noperations\x18\x01 \x03(\x0b\x32\x16.semantik.v1.OperationR\noperations\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*T\n\rOperationKind\x12\x1e\n\x1aOPERATION_KIND_UNSPECIFIED\x10\x00\x12#\n\x1fOPERATION_KIND_IMPORT_DOCUMENTS\x10\x01*\xa6\x01\n\x0eOperationState\x12\x1f\n\x1bOPERATION_STATE_UNSPECIFIED\x10\x00\x12\x1b\n\x17OPERATION_STATE_PENDING\x10\x01\x12\x1b\n\x17OPERATION_STATE_RUNNING\x10\x02\x12\x1d\n\x19OPERATION_STATE_SUCCEEDED\x10\x03\x12\x1a\n\x16OPERATION_STATE_FAILED\x10\x04\x32\xf0\x01\n\x10OperationService\x12i\n\x0cGetOperation\x12 .semantik.v1.GetOperationRequest\x1a\x16.semantik.v1.Operation\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/v1/{name=operations/*}\x12q\n\x0eListOperations\x12\".semantik.v1.ListOperationsRequest\x1a#.semantik.v1.ListOperationsResponse\"\x16\x82\xd3\xe4\x93\x02\x10\x12\x0e/v1/operationsb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bsemantik/v1/operation.proto\x12\x0bsemantik.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\"\x9d\x03\n\x11OperationProgress\x12\'\n\x0f\x64ocuments_total\x18\x01 \x01(\x03R\x0e\x64ocumentsTotal\x12%\n\x0e\x64ocuments_done\x18\x02 \x01(\x03R\rdocumentsDone\x12)\n\x10\x64ocuments_failed\x18\x03 \x01(\x03R\x0f\x64ocumentsFailed\x12\x1f\n\x0b\x63hunks_done\x18\x04 \x01(\x03R\nchunksDone\x12\x1d\n\nbytes_done\x18\x05 \x01(\x03R\tbytesDone\x12/\n\x13\x64ocuments_unchanged\x18\x06 \x01(\x03R\x12\x64ocumentsUnchanged\x12+\n\x11\x64ocuments_removed\x18\x07 \x01(\x03R\x10\x64ocumentsRemoved\x12\x1f\n\x0b\x62ytes_total\x18\x08 \x01(\x03R\nbytesTotal\x12!\n\x0c\x63hunks_total\x18\t \x01(\x03R\x0b\x63hunksTotal\x12+\n\x03\x65ta\x18\n \x01(\x0b\x32\x19.google.protobuf.DurationR\x03\x65ta\"d\n\rDocumentError\x12\x1f\n\x0bsource_path\x18\x01 \x01(\tR\nsourcePath\x12\x16\n\x06reason\x18\x02 \x01(\tR\x06reason\x12\x1a\n\x08\x61ttempts\x18\x03 \x01(\x05R\x08\x61ttempts\"\xfe\x06\n\tOperation\x12\x18\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08R\x04name\x12.\n\x04kind\x18\x02 \x01(\x0e\x32\x1a.semantik.v1.OperationKindR\x04kind\x12\x1e\n\ncollection\x18\x03 \x01(\tR\ncollection\x12\x31\n\x05state\x18\x04 \x01(\x0e\x32\x1b.semantik.v1.OperationStateR\x05state\x12\x12\n\x04\x64one\x18\x05 \x01(\x08R\x04\x64one\x12:\n\x08progress\x18\x06 \x01(\x0b\x32\x1e.semantik.v1.OperationProgressR\x08progress\x12(\n\x05\x65rror\x18\x07 \x01(\x0b\x32\x12.google.rpc.StatusR\x05\x65rror\x12\x43\n\x0f\x64ocument_errors\x18\x08 \x03(\x0b\x32\x1a.semantik.v1.DocumentErrorR\x0e\x64ocumentErrors\x12;\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12;\n\x0bupdate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nupdateTime\x12\x35\n\x08\x65nd_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x07\x65ndTime\x12\x1f\n\x0bsource_path\x18\x0c \x01(\tR\nsourcePath\x12=\n\x0c\x64\x65\x61\x64_letters\x18\r \x03(\x0b\x32\x1a.semantik.v1.DocumentErrorR\x0b\x64\x65\x61\x64Letters\x12)\n\x10\x63\x61ncel_requested\x18\x0e \x01(\x08R\x0f\x63\x61ncelRequested\x12\x35\n\x08retry_of\x18\x0f \x01(\tB\x1a\xfa\x41\x17\n\x15semantik.io/OperationR\x07retryOf\x12#\n\rinclude_globs\x18\x10 \x03(\tR\x0cincludeGlobs\x12#\n\rexclude_globs\x18\x11 \x03(\tR\x0c\x65xcludeGlobs\x12$\n\x0emax_file_bytes\x18\x12 \x01(\x03R\x0cmaxFileBytes:2\xea\x41/\n\x15semantik.io/Operation\x12\x16operations/{operation}\"I\n\x13GetOperationRequest\x12\x32\n\x04name\x18\x01 \x01(\tB\x1e\xe2\x41\x01\x02\xfa\x41\x17\n\x15semantik.io/OperationR\x04name\"S\n\x15ListOperationsRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\"x\n\x16ListOperationsResponse\x12\x36\n\noperations\x18\x01 \x03(\x0b\x32\x16.semantik.v1.OperationR\noperations\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"K\n\x15WatchOperationRequest\x12\x32\n\x04name\x18\x01 \x01(\tB\x1e\xe2\x41\x01\x02\xfa\x41\x17\n\x15semantik.io/OperationR\x04name\"L\n\x16\x43\x61ncelOperationRequest\x12\x32\n\x04name\x18\x01 \x01(\tB\x1e\xe2\x41\x01\x02\xfa\x41\x17\n\x15semantik.io/OperationR\x04name\"K\n\x15RetryOperationRequest\x12\x32\n\x04name\x18\x01 \x01(\tB\x1e\xe2\x41\x01\x02\xfa\x41\x17\n\x15semantik.io/OperationR\x04name*x\n\rOperationKind\x12\x1e\n\x1aOPERATION_KIND_UNSPECIFIED\x10\x00\x12#\n\x1fOPERATION_KIND_IMPORT_DOCUMENTS\x10\x01\x12\"\n\x1eOPERATION_KIND_RETRY_DOCUMENTS\x10\x02*\xc5\x01\n\x0eOperationState\x12\x1f\n\x1bOPERATION_STATE_UNSPECIFIED\x10\x00\x12\x1b\n\x17OPERATION_STATE_PENDING\x10\x01\x12\x1b\n\x17OPERATION_STATE_RUNNING\x10\x02\x12\x1d\n\x19OPERATION_STATE_SUCCEEDED\x10\x03\x12\x1a\n\x16OPERATION_STATE_FAILED\x10\x04\x12\x1d\n\x19OPERATION_STATE_CANCELLED\x10\x05\x32\xda\x04\n\x10OperationService\x12i\n\x0cGetOperation\x12 .semantik.v1.GetOperationRequest\x1a\x16.semantik.v1.Operation\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/v1/{name=operations/*}\x12q\n\x0eListOperations\x12\".semantik.v1.ListOperationsRequest\x1a#.semantik.v1.ListOperationsResponse\"\x16\x82\xd3\xe4\x93\x02\x10\x12\x0e/v1/operations\x12u\n\x0eWatchOperation\x12\".semantik.v1.WatchOperationRequest\x1a\x16.semantik.v1.Operation\"%\x82\xd3\xe4\x93\x02\x1f\x12\x1d/v1/{name=operations/*}:watch0\x01\x12y\n\x0f\x43\x61ncelOperation\x12#.semantik.v1.CancelOperationRequest\x1a\x16.semantik.v1.Operation\")\x82\xd3\xe4\x93\x02#\"\x1e/v1/{name=operations/*}:cancel:\x01*\x12v\n\x0eRetryOperation\x12\".semantik.v1.RetryOperationRequest\x1a\x16.semantik.v1.Operation\"(\x82\xd3\xe4\x93\x02\"\"\x1d/v1/{name=operations/*}:retry:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,30 +39,50 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_OPERATION'].fields_by_name['name']._loaded_options = None
   _globals['_OPERATION'].fields_by_name['name']._serialized_options = b'\342A\001\010'
+  _globals['_OPERATION'].fields_by_name['retry_of']._loaded_options = None
+  _globals['_OPERATION'].fields_by_name['retry_of']._serialized_options = b'\372A\027\n\025semantik.io/Operation'
   _globals['_OPERATION']._loaded_options = None
   _globals['_OPERATION']._serialized_options = b'\352A/\n\025semantik.io/Operation\022\026operations/{operation}'
   _globals['_GETOPERATIONREQUEST'].fields_by_name['name']._loaded_options = None
   _globals['_GETOPERATIONREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002\372A\027\n\025semantik.io/Operation'
+  _globals['_WATCHOPERATIONREQUEST'].fields_by_name['name']._loaded_options = None
+  _globals['_WATCHOPERATIONREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002\372A\027\n\025semantik.io/Operation'
+  _globals['_CANCELOPERATIONREQUEST'].fields_by_name['name']._loaded_options = None
+  _globals['_CANCELOPERATIONREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002\372A\027\n\025semantik.io/Operation'
+  _globals['_RETRYOPERATIONREQUEST'].fields_by_name['name']._loaded_options = None
+  _globals['_RETRYOPERATIONREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002\372A\027\n\025semantik.io/Operation'
   _globals['_OPERATIONSERVICE'].methods_by_name['GetOperation']._loaded_options = None
   _globals['_OPERATIONSERVICE'].methods_by_name['GetOperation']._serialized_options = b'\202\323\344\223\002\031\022\027/v1/{name=operations/*}'
   _globals['_OPERATIONSERVICE'].methods_by_name['ListOperations']._loaded_options = None
   _globals['_OPERATIONSERVICE'].methods_by_name['ListOperations']._serialized_options = b'\202\323\344\223\002\020\022\016/v1/operations'
-  _globals['_OPERATIONKIND']._serialized_start=1475
-  _globals['_OPERATIONKIND']._serialized_end=1559
-  _globals['_OPERATIONSTATE']._serialized_start=1562
-  _globals['_OPERATIONSTATE']._serialized_end=1728
-  _globals['_OPERATIONPROGRESS']._serialized_start=193
-  _globals['_OPERATIONPROGRESS']._serialized_end=493
-  _globals['_DOCUMENTERROR']._serialized_start=495
-  _globals['_DOCUMENTERROR']._serialized_end=567
-  _globals['_OPERATION']._serialized_start=570
-  _globals['_OPERATION']._serialized_end=1191
-  _globals['_GETOPERATIONREQUEST']._serialized_start=1193
-  _globals['_GETOPERATIONREQUEST']._serialized_end=1266
-  _globals['_LISTOPERATIONSREQUEST']._serialized_start=1268
-  _globals['_LISTOPERATIONSREQUEST']._serialized_end=1351
-  _globals['_LISTOPERATIONSRESPONSE']._serialized_start=1353
-  _globals['_LISTOPERATIONSRESPONSE']._serialized_end=1473
-  _globals['_OPERATIONSERVICE']._serialized_start=1731
-  _globals['_OPERATIONSERVICE']._serialized_end=1971
+  _globals['_OPERATIONSERVICE'].methods_by_name['WatchOperation']._loaded_options = None
+  _globals['_OPERATIONSERVICE'].methods_by_name['WatchOperation']._serialized_options = b'\202\323\344\223\002\037\022\035/v1/{name=operations/*}:watch'
+  _globals['_OPERATIONSERVICE'].methods_by_name['CancelOperation']._loaded_options = None
+  _globals['_OPERATIONSERVICE'].methods_by_name['CancelOperation']._serialized_options = b'\202\323\344\223\002#\"\036/v1/{name=operations/*}:cancel:\001*'
+  _globals['_OPERATIONSERVICE'].methods_by_name['RetryOperation']._loaded_options = None
+  _globals['_OPERATIONSERVICE'].methods_by_name['RetryOperation']._serialized_options = b'\202\323\344\223\002\"\"\035/v1/{name=operations/*}:retry:\001*'
+  _globals['_OPERATIONKIND']._serialized_start=2153
+  _globals['_OPERATIONKIND']._serialized_end=2273
+  _globals['_OPERATIONSTATE']._serialized_start=2276
+  _globals['_OPERATIONSTATE']._serialized_end=2473
+  _globals['_OPERATIONPROGRESS']._serialized_start=225
+  _globals['_OPERATIONPROGRESS']._serialized_end=638
+  _globals['_DOCUMENTERROR']._serialized_start=640
+  _globals['_DOCUMENTERROR']._serialized_end=740
+  _globals['_OPERATION']._serialized_start=743
+  _globals['_OPERATION']._serialized_end=1637
+  _globals['_GETOPERATIONREQUEST']._serialized_start=1639
+  _globals['_GETOPERATIONREQUEST']._serialized_end=1712
+  _globals['_LISTOPERATIONSREQUEST']._serialized_start=1714
+  _globals['_LISTOPERATIONSREQUEST']._serialized_end=1797
+  _globals['_LISTOPERATIONSRESPONSE']._serialized_start=1799
+  _globals['_LISTOPERATIONSRESPONSE']._serialized_end=1919
+  _globals['_WATCHOPERATIONREQUEST']._serialized_start=1921
+  _globals['_WATCHOPERATIONREQUEST']._serialized_end=1996
+  _globals['_CANCELOPERATIONREQUEST']._serialized_start=1998
+  _globals['_CANCELOPERATIONREQUEST']._serialized_end=2074
+  _globals['_RETRYOPERATIONREQUEST']._serialized_start=2076
+  _globals['_RETRYOPERATIONREQUEST']._serialized_end=2151
+  _globals['_OPERATIONSERVICE']._serialized_start=2476
+  _globals['_OPERATIONSERVICE']._serialized_end=3078
 # @@protoc_insertion_point(module_scope)

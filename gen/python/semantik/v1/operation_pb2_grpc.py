@@ -26,7 +26,8 @@ if _version_not_supported:
 
 
 class OperationServiceStub:
-    """Long-running operations (indexing). Poll GetOperation until `done`.
+    """Long-running operations (indexing). Poll GetOperation until `done`, or
+    follow WatchOperation.
 
     Semantik uses its own Operation resource rather than google.longrunning:
     progress is a typed message (not an Any), which keeps the JSON API plain
@@ -49,10 +50,26 @@ class OperationServiceStub:
                 request_serializer=semantik_dot_v1_dot_operation__pb2.ListOperationsRequest.SerializeToString,
                 response_deserializer=semantik_dot_v1_dot_operation__pb2.ListOperationsResponse.FromString,
                 _registered_method=True)
+        self.WatchOperation = channel.unary_stream(
+                '/semantik.v1.OperationService/WatchOperation',
+                request_serializer=semantik_dot_v1_dot_operation__pb2.WatchOperationRequest.SerializeToString,
+                response_deserializer=semantik_dot_v1_dot_operation__pb2.Operation.FromString,
+                _registered_method=True)
+        self.CancelOperation = channel.unary_unary(
+                '/semantik.v1.OperationService/CancelOperation',
+                request_serializer=semantik_dot_v1_dot_operation__pb2.CancelOperationRequest.SerializeToString,
+                response_deserializer=semantik_dot_v1_dot_operation__pb2.Operation.FromString,
+                _registered_method=True)
+        self.RetryOperation = channel.unary_unary(
+                '/semantik.v1.OperationService/RetryOperation',
+                request_serializer=semantik_dot_v1_dot_operation__pb2.RetryOperationRequest.SerializeToString,
+                response_deserializer=semantik_dot_v1_dot_operation__pb2.Operation.FromString,
+                _registered_method=True)
 
 
 class OperationServiceServicer:
-    """Long-running operations (indexing). Poll GetOperation until `done`.
+    """Long-running operations (indexing). Poll GetOperation until `done`, or
+    follow WatchOperation.
 
     Semantik uses its own Operation resource rather than google.longrunning:
     progress is a typed message (not an Any), which keeps the JSON API plain
@@ -73,6 +90,38 @@ class OperationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchOperation(self, request, context):
+        """Streams an operation: as it is now, then after every change, and ends
+        with the operation once it is `done`. Over JSON (Envoy), a stream of
+        JSON objects.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelOperation(self, request, context):
+        """Asks a pending or running operation to stop (AIP-151 style). A pending
+        one is CANCELLED at once; a running one finishes the documents in
+        flight, starts no more, and then is CANCELLED (`cancel_requested` shows
+        the request meanwhile). What it indexed stays indexed. FAILED_PRECONDITION
+        when the operation is already done.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RetryOperation(self, request, context):
+        """Runs again, as a new operation of kind RETRY_DOCUMENTS, what a finished
+        operation did not do: for a SUCCEEDED one, its failed documents alone
+        (`document_errors` and `dead_letters`); for a FAILED or CANCELLED one,
+        its whole source (documents indexed since are unchanged and cost
+        nothing). FAILED_PRECONDITION while it runs, or when a SUCCEEDED one
+        has no failed documents.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OperationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -86,6 +135,21 @@ def add_OperationServiceServicer_to_server(servicer, server):
                     request_deserializer=semantik_dot_v1_dot_operation__pb2.ListOperationsRequest.FromString,
                     response_serializer=semantik_dot_v1_dot_operation__pb2.ListOperationsResponse.SerializeToString,
             ),
+            'WatchOperation': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchOperation,
+                    request_deserializer=semantik_dot_v1_dot_operation__pb2.WatchOperationRequest.FromString,
+                    response_serializer=semantik_dot_v1_dot_operation__pb2.Operation.SerializeToString,
+            ),
+            'CancelOperation': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelOperation,
+                    request_deserializer=semantik_dot_v1_dot_operation__pb2.CancelOperationRequest.FromString,
+                    response_serializer=semantik_dot_v1_dot_operation__pb2.Operation.SerializeToString,
+            ),
+            'RetryOperation': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetryOperation,
+                    request_deserializer=semantik_dot_v1_dot_operation__pb2.RetryOperationRequest.FromString,
+                    response_serializer=semantik_dot_v1_dot_operation__pb2.Operation.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'semantik.v1.OperationService', rpc_method_handlers)
@@ -95,7 +159,8 @@ def add_OperationServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class OperationService:
-    """Long-running operations (indexing). Poll GetOperation until `done`.
+    """Long-running operations (indexing). Poll GetOperation until `done`, or
+    follow WatchOperation.
 
     Semantik uses its own Operation resource rather than google.longrunning:
     progress is a typed message (not an Any), which keeps the JSON API plain
@@ -146,6 +211,87 @@ class OperationService:
             '/semantik.v1.OperationService/ListOperations',
             semantik_dot_v1_dot_operation__pb2.ListOperationsRequest.SerializeToString,
             semantik_dot_v1_dot_operation__pb2.ListOperationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchOperation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/semantik.v1.OperationService/WatchOperation',
+            semantik_dot_v1_dot_operation__pb2.WatchOperationRequest.SerializeToString,
+            semantik_dot_v1_dot_operation__pb2.Operation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelOperation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/semantik.v1.OperationService/CancelOperation',
+            semantik_dot_v1_dot_operation__pb2.CancelOperationRequest.SerializeToString,
+            semantik_dot_v1_dot_operation__pb2.Operation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RetryOperation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/semantik.v1.OperationService/RetryOperation',
+            semantik_dot_v1_dot_operation__pb2.RetryOperationRequest.SerializeToString,
+            semantik_dot_v1_dot_operation__pb2.Operation.FromString,
             options,
             channel_credentials,
             insecure,

@@ -130,20 +130,34 @@ class ListOperationsResponse(_message.Message):
     def __init__(self, operations: _Optional[_Iterable[_Union[_operation_pb2.Operation, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class UpdateOperationRequest(_message.Message):
-    __slots__ = ("name", "state", "progress", "document_errors", "error_message")
+    __slots__ = ("name", "state", "progress", "document_errors", "error_message", "dead_letters")
     NAME_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     PROGRESS_FIELD_NUMBER: _ClassVar[int]
     DOCUMENT_ERRORS_FIELD_NUMBER: _ClassVar[int]
     ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    DEAD_LETTERS_FIELD_NUMBER: _ClassVar[int]
     name: str
     state: _operation_pb2.OperationState
     progress: _operation_pb2.OperationProgress
     document_errors: _containers.RepeatedCompositeFieldContainer[_operation_pb2.DocumentError]
     error_message: str
-    def __init__(self, name: _Optional[str] = ..., state: _Optional[_Union[_operation_pb2.OperationState, str]] = ..., progress: _Optional[_Union[_operation_pb2.OperationProgress, _Mapping]] = ..., document_errors: _Optional[_Iterable[_Union[_operation_pb2.DocumentError, _Mapping]]] = ..., error_message: _Optional[str] = ...) -> None: ...
+    dead_letters: _containers.RepeatedCompositeFieldContainer[_operation_pb2.DocumentError]
+    def __init__(self, name: _Optional[str] = ..., state: _Optional[_Union[_operation_pb2.OperationState, str]] = ..., progress: _Optional[_Union[_operation_pb2.OperationProgress, _Mapping]] = ..., document_errors: _Optional[_Iterable[_Union[_operation_pb2.DocumentError, _Mapping]]] = ..., error_message: _Optional[str] = ..., dead_letters: _Optional[_Iterable[_Union[_operation_pb2.DocumentError, _Mapping]]] = ...) -> None: ...
 
 class UpdateOperationResponse(_message.Message):
+    __slots__ = ("operation",)
+    OPERATION_FIELD_NUMBER: _ClassVar[int]
+    operation: _operation_pb2.Operation
+    def __init__(self, operation: _Optional[_Union[_operation_pb2.Operation, _Mapping]] = ...) -> None: ...
+
+class CancelOperationRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class CancelOperationResponse(_message.Message):
     __slots__ = ("operation",)
     OPERATION_FIELD_NUMBER: _ClassVar[int]
     operation: _operation_pb2.Operation

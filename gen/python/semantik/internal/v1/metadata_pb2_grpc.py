@@ -76,6 +76,11 @@ class MetadataServiceStub:
                 request_serializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.UpdateOperationRequest.SerializeToString,
                 response_deserializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.UpdateOperationResponse.FromString,
                 _registered_method=True)
+        self.CancelOperation = channel.unary_unary(
+                '/semantik.internal.v1.MetadataService/CancelOperation',
+                request_serializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.CancelOperationRequest.SerializeToString,
+                response_deserializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.CancelOperationResponse.FromString,
+                _registered_method=True)
         self.UpsertDocument = channel.unary_unary(
                 '/semantik.internal.v1.MetadataService/UpsertDocument',
                 request_serializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.UpsertDocumentRequest.SerializeToString,
@@ -238,7 +243,16 @@ class MetadataServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def UpdateOperation(self, request, context):
-        """Sets an operation's state and progress; appends document errors.
+        """Sets an operation's state and progress; appends document errors and
+        dead letters. FAILED_PRECONDITION when a done operation would change state.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelOperation(self, request, context):
+        """A PENDING operation becomes CANCELLED; a RUNNING one gets
+        `cancel_requested` (its worker ends it). FAILED_PRECONDITION when done.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -444,6 +458,11 @@ def add_MetadataServiceServicer_to_server(servicer, server):
                     servicer.UpdateOperation,
                     request_deserializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.UpdateOperationRequest.FromString,
                     response_serializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.UpdateOperationResponse.SerializeToString,
+            ),
+            'CancelOperation': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelOperation,
+                    request_deserializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.CancelOperationRequest.FromString,
+                    response_serializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.CancelOperationResponse.SerializeToString,
             ),
             'UpsertDocument': grpc.unary_unary_rpc_method_handler(
                     servicer.UpsertDocument,
@@ -769,6 +788,33 @@ class MetadataService:
             '/semantik.internal.v1.MetadataService/UpdateOperation',
             semantik_dot_internal_dot_v1_dot_metadata__pb2.UpdateOperationRequest.SerializeToString,
             semantik_dot_internal_dot_v1_dot_metadata__pb2.UpdateOperationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelOperation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/semantik.internal.v1.MetadataService/CancelOperation',
+            semantik_dot_internal_dot_v1_dot_metadata__pb2.CancelOperationRequest.SerializeToString,
+            semantik_dot_internal_dot_v1_dot_metadata__pb2.CancelOperationResponse.FromString,
             options,
             channel_credentials,
             insecure,
