@@ -1,6 +1,10 @@
 """`semantik`: index folders, search, and follow operations over the public API.
 
     semantik index ./docs --collection notes      # creates the collection if needed, waits
+    semantik index --source sources/shared-docs --path team --collection notes
+    semantik sources                                   # the sources you may import from
+    semantik source-add shared-docs /srv/docs          # admins: register a folder
+    semantik source-grant shared-docs --user ann       # let ann import from it
     semantik search "how do wings lift" --collection notes
     semantik operation operations/<id>                 # as JSON
     semantik watch operations/<id>                     # a progress bar until it is done
@@ -43,6 +47,8 @@ from semantik.v1 import (
     operation_pb2_grpc,
     search_pb2,
     search_pb2_grpc,
+    source_pb2,
+    source_pb2_grpc,
 )
 from semantik_cli.channels import public_channel
 from semantik_cli.progress import progress_line
@@ -61,6 +67,7 @@ class Client:
         self.documents = document_pb2_grpc.DocumentServiceStub(self.channel)
         self.operations = operation_pb2_grpc.OperationServiceStub(self.channel)
         self.search = search_pb2_grpc.SearchServiceStub(self.channel)
+        self.sources = source_pb2_grpc.SourceServiceStub(self.channel)
 
 
 def _ensure_collection(client: Client, collection_id: str) -> None:
@@ -121,16 +128,83 @@ def _finished(client: Client, operation: Any, wait: bool) -> int:
     return 0 if finished.state == operation_pb2.OPERATION_STATE_SUCCEEDED else 1
 
 
+def _my_sources(client: Client) -> list[Any]:
+    """The sources this caller may import from; none for API keys (their
+    scope is collections)."""
+    found: list[Any] = []
+    token = ""
+    try:
+        while True:
+            page = client.sources.ListSources(
+                source_pb2.ListSourcesRequest(page_size=1000, page_token=token), timeout=TIMEOUT_S
+            )
+            found += page.sources
+            token = page.next_page_token
+            if not token:
+                return found
+    except grpc.RpcError as exc:
+        if exc.code() == grpc.StatusCode.PERMISSION_DENIED:
+            return []
+        raise
+
+
+def _import_request(client: Client, args: argparse.Namespace) -> Any:
+    """Names a source: the one given, else the deepest registered source
+    holding the folder (when the server sees this machine's paths), else
+    the folder itself, which only an admin may name (it becomes a source)."""
+    request = document_pb2.ImportDocumentsRequest(parent=f"collections/{args.collection}")
+    if args.source:
+        request.source = args.source
+        request.path = args.path or ""
+        return request
+    if not args.folder:
+        raise SystemExit("error: name a folder, or --source (and --path)")
+    folder = Path(args.folder).resolve()
+    holders = [s for s in _my_sources(client) if folder.is_relative_to(s.path)]
+    if not holders:
+        request.source_path = str(folder)
+        return request
+    source = max(holders, key=lambda s: len(s.path))
+    request.source = source.name
+    relative = folder.relative_to(source.path).as_posix()
+    request.path = "" if relative == "." else relative
+    return request
+
+
 def cmd_index(client: Client, args: argparse.Namespace) -> int:
     _ensure_collection(client, args.collection)
-    operation = client.documents.ImportDocuments(
-        document_pb2.ImportDocumentsRequest(
-            parent=f"collections/{args.collection}",
-            source_path=str(Path(args.folder).resolve()),
+    operation = client.documents.ImportDocuments(_import_request(client, args), timeout=TIMEOUT_S)
+    return _finished(client, operation, not args.no_wait)
+
+
+def cmd_sources(client: Client, args: argparse.Namespace) -> int:
+    for source in _my_sources(client):
+        role = source_pb2.SourceRole.Name(source.caller_role).removeprefix("SOURCE_ROLE_")
+        print(f"{source.name}\t{role.lower()}\t{source.path}")
+    return 0
+
+
+def cmd_source_add(client: Client, args: argparse.Namespace) -> int:
+    source = client.sources.CreateSource(
+        source_pb2.CreateSourceRequest(
+            source_id=args.id, source=source_pb2.Source(path=str(Path(args.folder).resolve()))
         ),
         timeout=TIMEOUT_S,
     )
-    return _finished(client, operation, not args.no_wait)
+    print(f"registered {source.name} at {source.path}")
+    return 0
+
+
+def cmd_source_grant(client: Client, args: argparse.Namespace) -> int:
+    role = source_pb2.SOURCE_ROLE_OWNER if args.owner else source_pb2.SOURCE_ROLE_READER
+    grant = client.sources.SetSourceGrant(
+        source_pb2.SetSourceGrantRequest(
+            parent=f"sources/{args.id}", user=f"users/{args.user}", role=role
+        ),
+        timeout=TIMEOUT_S,
+    )
+    print(f"{grant.name}: {source_pb2.SourceRole.Name(grant.role)}")
+    return 0
 
 
 def cmd_search(client: Client, args: argparse.Namespace) -> int:
@@ -258,10 +332,23 @@ def main(argv: list[str] | None = None) -> int:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     index = commands.add_parser("index", help="index a folder into a collection")
-    index.add_argument("folder")
+    index.add_argument("folder", nargs="?", help="a folder on the server (or in a source)")
+    index.add_argument("--source", help="sources/<id>: import from this source")
+    index.add_argument("--path", help="with --source: a folder inside it")
     index.add_argument("--collection", required=True)
     index.add_argument("--no-wait", action="store_true", help="return once the job is queued")
     index.set_defaults(run=cmd_index)
+    sources = commands.add_parser("sources", help="list the sources you may import from")
+    sources.set_defaults(run=cmd_sources)
+    source_add = commands.add_parser("source-add", help="register a server folder (admins)")
+    source_add.add_argument("id")
+    source_add.add_argument("folder")
+    source_add.set_defaults(run=cmd_source_add)
+    source_grant = commands.add_parser("source-grant", help="let a user import from a source")
+    source_grant.add_argument("id")
+    source_grant.add_argument("--user", required=True)
+    source_grant.add_argument("--owner", action="store_true", help="owner, not reader")
+    source_grant.set_defaults(run=cmd_source_grant)
     search = commands.add_parser("search", help="search a collection")
     search.add_argument("query")
     search.add_argument("--collection", required=True)

@@ -71,6 +71,7 @@ PUBLIC_SERVICES = (
     "semantik.v1.UserService",
     "semantik.v1.GrantService",
     "semantik.v1.ApiKeyService",
+    "semantik.v1.SourceService",
 )
 # `convert_grpc_status` turns a gRPC error into a JSON google.rpc.Status only if
 # every detail's type is in the descriptor set; otherwise JSON clients get the

@@ -28,6 +28,8 @@ HOST = "127.0.0.1"
 BOOTSTRAP_TOKEN_FILE = "bootstrap-token"
 SERVICE_TOKEN_FILE = "service-token"
 JWT_KEY_FILE = "jwt-secret-key"
+# The source every embedded run registers (an empty folder in the data directory).
+DEFAULT_SOURCE = "default"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -108,6 +110,8 @@ class Mesh:
             {
                 "REDIS_URL": self.redis.url,
                 "VECTOR_DATA_DIR": str(self.data_dir / "vectors"),
+                # Refused to every import, but for its sources/ and uploads/.
+                "INDEXER_DATA_DIR": str(self.data_dir),
                 **targets,
             },
         )
@@ -120,7 +124,12 @@ class Mesh:
         self.gateway = service(
             "gateway",
             p.gateway,
-            {**targets, "JWT_SECRET_KEY": jwt_key, "BOOTSTRAP_TOKEN": self.bootstrap_token},
+            {
+                **targets,
+                "JWT_SECRET_KEY": jwt_key,
+                "BOOTSTRAP_TOKEN": self.bootstrap_token,
+                "GATEWAY_SOURCES": f"{DEFAULT_SOURCE}={self.default_source_dir}",
+            },
         )
         self.envoy = EnvoyProcess(
             config_dir=self.data_dir / "envoy",
@@ -132,6 +141,11 @@ class Mesh:
             dev_cert_dir=self.data_dir / secret_files.SECRETS_DIR,
             settings=self.edge if self.edge is not None else EdgeSettings.from_env(),
         )
+
+    @property
+    def default_source_dir(self) -> Path:
+        """The folder registered as `sources/default` (made empty at start)."""
+        return self.data_dir / "sources" / DEFAULT_SOURCE
 
     @property
     def services(self) -> list[ServiceProcess]:
@@ -152,6 +166,7 @@ class Mesh:
 
     def start(self, timeout_s: float = 180.0) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.default_source_dir.mkdir(parents=True, exist_ok=True)
         try:
             with ThreadPoolExecutor(max_workers=2) as pool:
                 for started in [pool.submit(self.postgres.start), pool.submit(self.redis.start)]:

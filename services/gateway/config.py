@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from servicekit.config import env_float, env_int, env_str
+from services.gateway import configured_sources
 
 DAY_S = 24 * 3600
 
@@ -29,6 +30,8 @@ class GatewayConfig:
     principal_cache_ttl_s: float
     # SEMANTIK_ENV=production: no generated secrets, refuse to start without them.
     production: bool
+    # Sources registered at start (`id=/path,...`; configured_sources.py).
+    sources: dict[str, str]
 
     @classmethod
     def from_env(cls) -> GatewayConfig:
@@ -45,4 +48,5 @@ class GatewayConfig:
             bootstrap_token=env_str("BOOTSTRAP_TOKEN", ""),
             principal_cache_ttl_s=env_float("GATEWAY_PRINCIPAL_CACHE_TTL_S", 2.0),
             production=env_str("SEMANTIK_ENV", "development") == "production",
+            sources=configured_sources.parse(env_str("GATEWAY_SOURCES", "")),
         )

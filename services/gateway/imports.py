@@ -1,30 +1,206 @@
 """Queueing an import: the one path from a public request to an indexer job.
 
-ImportDocuments and RetryOperation both come here, so an operation is
-recorded only for a source the indexer accepted (AIP-163 validate_only
-first), always with the collection's own chunking, and never stays PENDING
-when its job could not be queued.
+ImportDocuments and RetryOperation both come here, so:
+- the folder read is always inside a registered source the caller may use
+  (`folder_to_import`, `folder_to_retry`); only admins name a server path,
+  which is registered as a source on the way;
+- an operation is recorded only for a folder the indexer accepted (AIP-163
+  validate_only first), always with the collection's own chunking;
+- it never stays PENDING when its job could not be queued.
+
+The indexer resolves paths (it is the process that reads them) and checks
+the folder against the source's root again when the job starts.
 """
 
 from __future__ import annotations
 
+import hashlib
+import posixpath
+import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import grpc
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 
 from semantik.internal.v1 import indexer_pb2, metadata_pb2
-from semantik.v1 import operation_pb2
+from semantik.v1 import document_pb2, operation_pb2, source_pb2
+from servicekit.errors import failed_precondition, invalid_argument, permission_denied
 from services.gateway.downstream import Downstreams
+from services.gateway.security import source_access
+from services.gateway.security.principal import Permission, Principal
+
+ADMIN_PATHS_ONLY = (
+    "a server path (source_path) needs the admin role: name a source you were "
+    "granted (source) and a folder inside it (path)"
+)
+MAX_GENERATED_ID = 54
+
+
+@dataclass(frozen=True)
+class ImportFolder:
+    """A folder to import: inside `source`, symlinks resolved."""
+
+    source: source_pb2.Source
+    path: str
+
+
+def generated_source_id(path: str) -> str:
+    """An id for a folder registered on the way: its name, made an id, and
+    a hash of the whole path so that two `docs` folders differ."""
+    slug = re.sub(r"[^a-z0-9]+", "-", posixpath.basename(path).lower()).strip("-")
+    if not slug[:1].isalpha():
+        slug = f"src-{slug}".rstrip("-")
+    digest = hashlib.sha256(path.encode("utf-8", "surrogateescape")).hexdigest()[:8]
+    return f"{slug[:MAX_GENERATED_ID].rstrip('-')}-{digest}"
+
+
+def _violations(error: grpc.aio.AioRpcError) -> dict[str, str]:
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    found: dict[str, str] = {}
+    for detail in status.details if status is not None else ():
+        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad = error_details_pb2.BadRequest()
+            detail.Unpack(bad)
+            found.update((v.field, v.description) for v in bad.field_violations)
+    return found
+
+
+async def resolve_folder(
+    downstream: Downstreams, root: str, path: str, timeout_s: float
+) -> indexer_pb2.ResolveSourcePathResponse | dict[str, str]:
+    """The indexer's canonical (root, path), or its refusal: the reason by
+    field (`root` or `path`)."""
+    try:
+        response: indexer_pb2.ResolveSourcePathResponse = (
+            await downstream.indexer.ResolveSourcePath(
+                indexer_pb2.ResolveSourcePathRequest(root=root, path=path), timeout=timeout_s
+            )
+        )
+    except grpc.aio.AioRpcError as exc:
+        if exc.code() != grpc.StatusCode.INVALID_ARGUMENT:
+            raise
+        return _violations(exc) or {"path": exc.details() or "refused"}
+    return response
+
+
+def root_refusal(refusal: dict[str, str]) -> str:
+    return refusal.get("root") or next(iter(refusal.values()))
+
+
+async def _inside(
+    downstream: Downstreams, source: source_pb2.Source, path: str, timeout_s: float
+) -> ImportFolder:
+    resolved = await resolve_folder(downstream, source.path, path, timeout_s)
+    if isinstance(resolved, dict):
+        if "root" in resolved:
+            raise failed_precondition(
+                f"{source.name}: its folder cannot be read now: {resolved['root']}",
+                subject=source.name,
+                violation_type="SOURCE_UNREADABLE",
+            )
+        raise invalid_argument({"path": resolved.get("path", "refused")})
+    return ImportFolder(source, resolved.path)
+
+
+async def _registered(
+    downstream: Downstreams, caller: Principal, server_path: str, timeout_s: float
+) -> ImportFolder:
+    """An admin's server path: read through the registered source holding
+    it, or registered now as a source of the admin's."""
+    resolved = await resolve_folder(downstream, server_path, "", timeout_s)
+    if isinstance(resolved, dict):
+        raise invalid_argument({"source_path": root_refusal(resolved)})
+    for attempt in range(2):
+        try:
+            found = await downstream.metadata.FindSourceForPath(
+                metadata_pb2.FindSourceForPathRequest(path=resolved.path, user_id=caller.user_id),
+                timeout=timeout_s,
+            )
+            return ImportFolder(source_access.visible(caller, found.source), resolved.path)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() != grpc.StatusCode.NOT_FOUND or attempt:
+                raise
+        new = source_pb2.Source(
+            name=f"sources/{generated_source_id(resolved.path)}",
+            path=resolved.path,
+            display_name=posixpath.basename(resolved.path),
+            owner=f"users/{caller.user_id}",
+        )
+        try:
+            created = await downstream.metadata.CreateSource(
+                metadata_pb2.CreateSourceRequest(source=new), timeout=timeout_s
+            )
+            return ImportFolder(source_access.visible(caller, created.source), resolved.path)
+        except grpc.aio.AioRpcError as exc:
+            # Registered by a concurrent import meanwhile: found on the next round.
+            if exc.code() != grpc.StatusCode.ALREADY_EXISTS:
+                raise
+    raise AssertionError("unreachable")  # the second round returns or raises
+
+
+def _admin_path(caller: Principal) -> None:
+    if not caller.is_admin or caller.key is not None:
+        raise permission_denied(ADMIN_PATHS_ONLY)
+
+
+async def folder_to_import(
+    downstream: Downstreams,
+    caller: Principal,
+    request: document_pb2.ImportDocumentsRequest,
+    timeout_s: float,
+) -> ImportFolder:
+    """The folder an ImportDocuments request may read (shape already checked)."""
+    if request.source_path:
+        _admin_path(caller)
+        return await _registered(downstream, caller, request.source_path, timeout_s)
+    source = await source_access.require(
+        downstream.metadata,
+        caller,
+        request.source,
+        Permission.READ,
+        timeout_s=timeout_s,
+        rpc="ImportDocuments",
+    )
+    return await _inside(downstream, source, request.path, timeout_s)
+
+
+async def folder_to_retry(
+    downstream: Downstreams,
+    caller: Principal,
+    original: operation_pb2.Operation,
+    timeout_s: float,
+) -> ImportFolder:
+    """The folder of `original`, if the caller may still read its source."""
+    if not original.source:
+        # Recorded before sources existed and not migrated: admins only.
+        _admin_path(caller)
+        return await _registered(downstream, caller, original.source_path, timeout_s)
+    source = await source_access.require(
+        downstream.metadata,
+        caller,
+        original.source,
+        Permission.READ,
+        timeout_s=timeout_s,
+        rpc="RetryOperation",
+    )
+    relative = posixpath.relpath(original.source_path, source.path)
+    return await _inside(downstream, source, "" if relative == "." else relative, timeout_s)
 
 
 async def queue_import(
     downstream: Downstreams,
     operation: operation_pb2.Operation,
+    folder: ImportFolder,
     timeout_s: float,
     retry_paths: Sequence[str] = (),
 ) -> operation_pb2.Operation:
-    """Records `operation` (kind, collection, source, globs, size limit and
-    `retry_of` as given) and queues its job; returns it as recorded."""
+    """Records `operation` (kind, collection, globs, size limit and
+    `retry_of` as given; source and folder from `folder`) and queues its
+    job; returns it as recorded."""
+    operation.source = folder.source.name
+    operation.source_path = folder.path
     collection = (
         await downstream.metadata.GetCollection(
             metadata_pb2.GetCollectionRequest(name=operation.collection), timeout=timeout_s
@@ -32,7 +208,8 @@ async def queue_import(
     ).collection
     start = indexer_pb2.StartImportRequest(
         collection_id=operation.collection.removeprefix("collections/"),
-        source_path=operation.source_path,
+        source_path=folder.path,
+        source_root=folder.source.path,
         chunk_tokens=collection.chunking.chunk_tokens,
         overlap_tokens=collection.chunking.overlap_tokens,
         chunking_strategy=collection.chunking.strategy,

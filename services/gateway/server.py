@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import grpc
@@ -27,13 +27,16 @@ from semantik.v1 import (
     operation_pb2_grpc,
     search_pb2,
     search_pb2_grpc,
+    source_pb2,
+    source_pb2_grpc,
     user_pb2,
     user_pb2_grpc,
 )
 from servicekit import service_auth
 from servicekit.server import Registration, configure_logging, run_server
+from services.gateway import configured_sources
 from services.gateway.config import GatewayConfig
-from services.gateway.downstream import Downstreams
+from services.gateway.downstream import DownstreamNotReady, Downstreams
 from services.gateway.handlers.api_keys import ApiKeyHandler
 from services.gateway.handlers.auth import AuthHandler
 from services.gateway.handlers.collections import CollectionHandler
@@ -41,6 +44,7 @@ from services.gateway.handlers.documents import DocumentHandler
 from services.gateway.handlers.grants import GrantHandler
 from services.gateway.handlers.operations import OperationHandler
 from services.gateway.handlers.search import SearchHandler
+from services.gateway.handlers.sources import SourceHandler
 from services.gateway.handlers.users import UserHandler
 from services.gateway.security.credentials import AccessTokens
 from services.gateway.security.interceptor import Authenticator, AuthInterceptor
@@ -102,11 +106,28 @@ async def main() -> None:
     principals = PrincipalCache(config.principal_cache_ttl_s)
     background: set[asyncio.Task[None]] = set()
 
+    def in_background(work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        background.add(task)
+        task.add_done_callback(background.discard)
+
+    # Ready only once the configured sources are registered, so a client
+    # that waited for SERVING finds them.
+    sources_registered = asyncio.Event()
+
+    async def register_sources() -> None:
+        await configured_sources.register(downstream, config.sources)
+        sources_registered.set()
+
+    async def ready() -> None:
+        await downstream.check_ready()
+        if not sources_registered.is_set():
+            raise DownstreamNotReady("configured sources (GATEWAY_SOURCES) not registered yet")
+
     async def on_start() -> None:
         if not config.bootstrap_token:
-            task = asyncio.create_task(announce_bootstrap_token(downstream, bootstrap_token))
-            background.add(task)
-            task.add_done_callback(background.discard)
+            in_background(announce_bootstrap_token(downstream, bootstrap_token))
+        in_background(register_sources())
 
     services = [
         _registration(
@@ -159,6 +180,12 @@ async def main() -> None:
             OperationHandler(downstream, timeout),
         ),
         _registration(
+            source_pb2,
+            "SourceService",
+            source_pb2_grpc.add_SourceServiceServicer_to_server,
+            SourceHandler(downstream, timeout),
+        ),
+        _registration(
             search_pb2,
             "SearchService",
             search_pb2_grpc.add_SearchServiceServicer_to_server,
@@ -169,7 +196,7 @@ async def main() -> None:
         component="gateway",
         address=config.address,
         services=services,
-        readiness_check=downstream.check_ready,
+        readiness_check=ready,
         readiness_interval_s=config.health_interval_s,
         on_start=on_start,
         on_shutdown=downstream.close,

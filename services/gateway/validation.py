@@ -17,20 +17,34 @@ _UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 _COLLECTION_NAME = re.compile(r"^collections/([a-z][a-z0-9-]{0,62})$")
 _DOCUMENT_NAME = re.compile(rf"^collections/([a-z][a-z0-9-]{{0,62}})/documents/({_UUID})$")
 _OPERATION_NAME = re.compile(rf"^operations/({_UUID})$")
+_SOURCE_NAME = re.compile(r"^sources/([a-z][a-z0-9-]{0,62})$")
 
 MAX_PAGE_SIZE = 1000
 
 
-def collection_id_of(name: str, field: str, violations: FieldViolations) -> str:
-    """The id in `collections/{id}`, or '' with a violation recorded."""
+def _id_in(
+    name: str, field: str, violations: FieldViolations, pattern: re.Pattern[str], kind: str
+) -> str:
+    """The id in `{kind}s/{id}`, or '' with a violation recorded."""
+    template = f"{kind}s/{{{kind}}}"
     if not name:
-        violations.add(field, "required, as collections/{collection}")
+        violations.add(field, f"required, as {template}")
         return ""
-    match = _COLLECTION_NAME.match(name)
+    match = pattern.match(name)
     if match is None:
-        violations.add(field, f"{name!r} is not a collection name (collections/{{collection}})")
+        violations.add(field, f"{name!r} is not a {kind} name ({template})")
         return ""
     return match.group(1)
+
+
+def collection_id_of(name: str, field: str, violations: FieldViolations) -> str:
+    """The id in `collections/{id}`, or '' with a violation recorded."""
+    return _id_in(name, field, violations, _COLLECTION_NAME, "collection")
+
+
+def source_id_of(name: str, field: str, violations: FieldViolations) -> str:
+    """The id in `sources/{id}`, or '' with a violation recorded."""
+    return _id_in(name, field, violations, _SOURCE_NAME, "source")
 
 
 def check_document_name(name: str, field: str, violations: FieldViolations) -> None:
@@ -79,11 +93,4 @@ def check_resource_id(value: str, field: str, violations: FieldViolations) -> No
 
 def user_id_of(name: str, field: str, violations: FieldViolations) -> str:
     """The id in `users/{id}`, or '' with a violation recorded."""
-    if not name:
-        violations.add(field, "required, as users/{user}")
-        return ""
-    match = _USER_NAME.match(name)
-    if match is None:
-        violations.add(field, f"{name!r} is not a user name (users/{{user}})")
-        return ""
-    return match.group(1)
+    return _id_in(name, field, violations, _USER_NAME, "user")

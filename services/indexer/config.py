@@ -14,6 +14,9 @@ class IndexerConfig:
     # Empty: Qdrant Edge in-process under `vector_data_dir`; set: a Qdrant server.
     qdrant_url: str
     vector_data_dir: str
+    # The deployment's data directory (secrets, databases): no import reads
+    # it, save its `sources/` and `uploads/`. Empty: none.
+    data_dir: str
     embedder_target: str
     metadata_target: str
     # Run the arq worker inside the indexer process (required with Edge, whose
@@ -36,6 +39,7 @@ class IndexerConfig:
             redis_url=env_str("REDIS_URL", "redis://127.0.0.1:6379/0"),
             qdrant_url=env_str("QDRANT_URL", "").strip(),
             vector_data_dir=env_str("VECTOR_DATA_DIR", "./data/vectors"),
+            data_dir=env_str("INDEXER_DATA_DIR", "").strip(),
             embedder_target=env_str("EMBEDDER_TARGET", "127.0.0.1:50052"),
             metadata_target=env_str("METADATA_TARGET", "127.0.0.1:50054"),
             run_worker=env_bool("INDEXER_RUN_WORKER", True),

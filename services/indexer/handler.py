@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import os
 from typing import Any
 
 import grpc
@@ -17,6 +16,13 @@ from servicekit import errors
 from servicekit.grpc_types import ServicerContext
 from services.indexer import jobs, sparse
 from services.indexer.ingest import MAX_FILE_BYTES, STRATEGIES
+from services.indexer.source_paths import (
+    PathGuard,
+    SourcePathError,
+    resolve,
+    resolve_import_folder,
+    resolve_root,
+)
 from services.indexer.vector_store import (
     COLLECTION_ID,
     MAX_DIMENSIONS,
@@ -67,18 +73,19 @@ def _collection_not_found(collection_id: str) -> errors.ServiceError:
     return errors.not_found(COLLECTION_RESOURCE, f"collections/{collection_id}")
 
 
-def _source_violation(source_path: str) -> str | None:
-    """Checks the folder as this process sees it (it is the one that reads it)."""
-    if not source_path:
-        return "is required"
-    if not os.path.isabs(source_path):
-        return "must be an absolute path"
-    if not os.path.exists(source_path):
-        return "does not exist"
-    if not os.path.isdir(source_path):
-        return "is not a directory"
-    if not os.access(source_path, os.R_OK | os.X_OK):
-        return "is not readable"
+def _source_violation(
+    request: indexer_pb2.StartImportRequest, guard: PathGuard
+) -> SourcePathError | None:
+    """Checks the folder as this process sees it (it is the one that reads it):
+    inside `source_root` when given; else (callers from before sources) any
+    absolute readable folder that is neither `/` nor protected."""
+    try:
+        if request.source_root:
+            resolve_import_folder(request.source_root, request.source_path, guard)
+        else:
+            resolve_root(request.source_path, guard, field="source_path")
+    except SourcePathError as exc:
+        return exc
     return None
 
 
@@ -177,9 +184,13 @@ def _vector_query(request: indexer_pb2.QueryVectorsRequest) -> VectorQuery:
 
 
 class IndexerHandler:
-    def __init__(self, store: VectorStore, queue: jobs.Queue) -> None:
+    def __init__(
+        self, store: VectorStore, queue: jobs.Queue, guard: PathGuard | None = None
+    ) -> None:
         self._store = store
         self._queue = queue
+        # Without one (tests), only the system folders are protected.
+        self._guard = guard if guard is not None else PathGuard.build()
 
     async def CreateVectorCollection(
         self, request: indexer_pb2.CreateVectorCollectionRequest, context: ServicerContext
@@ -230,9 +241,9 @@ class IndexerHandler:
             )
         if (problem := _collection_violation(request.collection_id)) is not None:
             violations.add("collection_id", problem)
-        problem = await asyncio.to_thread(_source_violation, request.source_path)
-        if problem is not None:
-            violations.add("source_path", problem)
+        refused = await asyncio.to_thread(_source_violation, request, self._guard)
+        if refused is not None:
+            violations.add(refused.field, refused.message)
         chunk_tokens_ok = 1 <= request.chunk_tokens <= MAX_CHUNK_TOKENS
         if not chunk_tokens_ok:
             violations.add("chunk_tokens", f"must be between 1 and {MAX_CHUNK_TOKENS}")
@@ -254,6 +265,15 @@ class IndexerHandler:
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
             raise errors.unavailable(f"job queue unavailable: {exc}", retry_after_s=2.0) from exc
         return indexer_pb2.StartImportResponse(job_id=job_id)
+
+    async def ResolveSourcePath(
+        self, request: indexer_pb2.ResolveSourcePathRequest, context: ServicerContext
+    ) -> indexer_pb2.ResolveSourcePathResponse:
+        try:
+            root, path = await asyncio.to_thread(resolve, request.root, request.path, self._guard)
+        except SourcePathError as exc:
+            raise errors.invalid_argument({exc.field: exc.message}) from None
+        return indexer_pb2.ResolveSourcePathResponse(root=root, path=path)
 
     async def QueryVectors(
         self, request: indexer_pb2.QueryVectorsRequest, context: ServicerContext

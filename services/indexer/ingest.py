@@ -1,15 +1,18 @@
 """The import pipeline of one operation: a folder of documents into a collection.
 
-The folder is scanned (`sources`: globs, size limit, symlinks only inside
-it). Per file: read, hash and extract its text and structure (`reading`,
-`extraction`; a mail's attachments are documents of their own), tokenize
-(embedder), chunk by the collection's strategy (`chunking`), embed
-(embedder), write vectors, write the document and its chunks with their page
-and heading (metadata), then remove the vectors of the version it replaced.
-Vectors are written before metadata so a document that metadata lists is
-always searchable; a vector without metadata is skipped at hydration and
-overwritten by a retry, since chunk ids derive from (collection, path,
-content hash, index).
+The folder is checked again first (`source_paths`): with a source root,
+it must still resolve inside it (a symlink swapped in since the request must
+not lead the import elsewhere; the real folder is what is scanned); without
+one, it must not be `/` or protected. Then it is scanned (`sources`: globs,
+size limit, symlinks only inside it, protected folders left out). Per file:
+read, hash and extract its text and structure (`reading`, `extraction`; a
+mail's attachments are documents of their own), tokenize (embedder), chunk
+by the collection's strategy (`chunking`), embed (embedder), write vectors,
+write the document and its chunks with their page and heading (metadata),
+then remove the vectors of the version it replaced. Vectors are written
+before metadata so a document that metadata lists is always searchable; a
+vector without metadata is skipped at hydration and overwritten by a retry,
+since chunk ids derive from (collection, path, content hash, index).
 
 Failures of one document (unreadable, corrupt, encrypted, a zip bomb, not
 UTF-8, too large, a symlink out of the folder, rejected by the embedder) are
@@ -71,6 +74,7 @@ from services.indexer.chunking import (
 from services.indexer.extraction import DEFAULT_LIMITS, Limits, Ocr, supported_suffixes
 from services.indexer.known import KnownFiles, as_stored, known_files, mail_of
 from services.indexer.reading import SourceFile, failed, read_file
+from services.indexer.source_paths import PathGuard, SourcePathError, resolve_import_folder
 from services.indexer.sources import Scan, SourceRootError, scan_folder
 from services.indexer.sync import ChangeSet, diff
 from services.indexer.vector_store import (
@@ -187,6 +191,9 @@ class ImportSpec:
     exclude_globs: tuple[str, ...] = ()
     max_file_bytes: int = MAX_FILE_BYTES
     retry_paths: tuple[str, ...] = ()
+    # The registered source `source_path` must lie in; empty: none (callers
+    # from before sources, tests).
+    source_root: str = ""
 
     @classmethod
     def from_proto(cls, request: Any) -> ImportSpec:
@@ -201,6 +208,7 @@ class ImportSpec:
             exclude_globs=tuple(request.exclude_globs),
             max_file_bytes=min(request.max_file_bytes or MAX_FILE_BYTES, MAX_FILE_BYTES),
             retry_paths=tuple(request.retry_paths),
+            source_root=request.source_root,
         )
 
     @property
@@ -250,6 +258,7 @@ class Importer:
         ocr: Ocr | None = None,
         document_attempts: int = DOCUMENT_ATTEMPTS,
         retry_base_s: float = RETRY_BASE_S,
+        guard: PathGuard | None = None,
     ) -> None:
         self.store = store
         self.embedder = embedder
@@ -262,6 +271,8 @@ class Importer:
         self.ocr = ocr
         self.document_attempts = document_attempts
         self.retry_base_s = retry_base_s
+        # The folders no import reads; without one, the system folders.
+        self.guard = guard if guard is not None else PathGuard.build()
 
     async def run(self, spec: ImportSpec, *, final_try: bool = True) -> ImportSummary:
         return await _Run(self, spec).run(final_try)
@@ -306,14 +317,16 @@ class _Run:
         if dimensions is None:
             raise FatalImportError(f"vector collection {spec.collection_id!r} does not exist")
         self.dimensions = dimensions
+        folder = await asyncio.to_thread(self._folder)
         try:
             scan = await asyncio.to_thread(
                 scan_folder,
-                spec.source_path,
+                folder,
                 supported_suffixes(),
                 include=spec.include_globs,
                 exclude=spec.exclude_globs,
                 max_file_bytes=spec.max_file_bytes,
+                guard=self.importer.guard,
             )
         except SourceRootError as exc:
             raise FatalImportError(str(exc)) from exc
@@ -387,6 +400,23 @@ class _Run:
             self.summary.documents_failed,
             self.summary.chunks_done,
         )
+
+    def _folder(self) -> str:
+        """The folder to scan. With a source root, `source_path` is resolved
+        inside it again now (the request was checked before the job was
+        queued; a symlink swapped in since must not lead outside) and its
+        real path is scanned. Without one, the scan refuses `/` and
+        protected folders itself."""
+        spec = self.spec
+        if not spec.source_root:
+            return spec.source_path
+        try:
+            _, folder = resolve_import_folder(
+                spec.source_root, spec.source_path, self.importer.guard
+            )
+        except SourcePathError as exc:
+            raise FatalImportError(f"the source folder cannot be imported: {exc}") from None
+        return folder
 
     def _retry_changes(self, scan: Scan) -> tuple[Scan, ChangeSet]:
         """A retry's work: the files of the documents to retry, read whether

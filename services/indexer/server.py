@@ -18,6 +18,7 @@ from services.indexer.config import IndexerConfig
 from services.indexer.extraction import Ocr
 from services.indexer.handler import IndexerHandler
 from services.indexer.ingest import Importer
+from services.indexer.source_paths import PathGuard
 from services.indexer.vector_store import VectorStore
 
 COMPONENT = "indexer"
@@ -37,11 +38,19 @@ def open_vector_store(config: IndexerConfig) -> VectorStore:
     return EdgeVectorStore(Path(config.vector_data_dir))
 
 
+def build_guard(config: IndexerConfig) -> PathGuard:
+    """The folders no import reads (`source_paths`), from the configuration."""
+    guard = PathGuard.build(data_dir=config.data_dir, vector_data_dir=config.vector_data_dir)
+    log.info("imports never read: %s", guard.describe())
+    return guard
+
+
 def build_importer(
     config: IndexerConfig,
     store: VectorStore,
     embedder_channel: grpc.aio.Channel,
     metadata_channel: grpc.aio.Channel,
+    guard: PathGuard | None = None,
 ) -> Importer:
     """The import pipeline, the same for the in-process and standalone workers."""
     ocr = Ocr.detect(config.tesseract_cmd, config.ocr_languages)
@@ -56,6 +65,7 @@ def build_importer(
         embed_batch_texts=config.embed_batch_texts,
         document_concurrency=config.document_concurrency,
         ocr=ocr,
+        guard=guard if guard is not None else build_guard(config),
     )
 
 
@@ -65,7 +75,8 @@ async def serve(config: IndexerConfig) -> None:
     queue = jobs.connect(config.redis_url)
     embedder_channel = open_channel(config.embedder_target)
     metadata_channel = open_channel(config.metadata_target)
-    importer = build_importer(config, store, embedder_channel, metadata_channel)
+    guard = build_guard(config)
+    importer = build_importer(config, store, embedder_channel, metadata_channel, guard)
     worker = (
         jobs.InProcessWorker(
             config.redis_url,
@@ -77,7 +88,7 @@ async def serve(config: IndexerConfig) -> None:
         if config.run_worker
         else None
     )
-    handler = IndexerHandler(store, queue)
+    handler = IndexerHandler(store, queue, guard)
     service_name = indexer_pb2.DESCRIPTOR.services_by_name["IndexerService"].full_name
 
     async def ready() -> None:

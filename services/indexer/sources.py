@@ -26,6 +26,12 @@ Rules of the scan:
   to an already scanned folder is refused too. Files keep the name they have
   in the folder (the link's path, not its target), since that is where the
   user sees them.
+* Protected folders (`source_paths.PathGuard`: system folders, the data
+  directory, the vector store) are left out silently, like an excluded
+  folder: a folder whose real path the guard refuses is not entered, and a
+  symlink (to a file or a folder) into one is not followed, so a source that
+  holds the data directory, or a link to it, never indexes its secrets. A
+  root that is `/` or protected raises `SourceRootError`.
 * A folder that cannot be listed is a problem, and its path is in
   `Scan.unlisted` so that a sync does not mistake its files for deleted ones.
   A root that is missing, not a folder or cannot be listed raises
@@ -49,6 +55,7 @@ from wcmatch import glob as wcglob
 # gitignore-like globs (`**/*.md`, `drafts/**`, `{a,b}`) matched as plain
 # strings, without touching the filesystem.
 from services.indexer.extraction.limits import MIB, too_large
+from services.indexer.source_paths import PathGuard
 
 HASH_BLOCK_BYTES = MIB
 
@@ -110,7 +117,7 @@ class _Matcher:
         return self.match(relative) or self.match(relative + "/")
 
 
-def _root_paths(root: str | os.PathLike[str]) -> tuple[Path, Path]:
+def _root_paths(root: str | os.PathLike[str], guard: PathGuard | None = None) -> tuple[Path, Path]:
     given = Path(root).absolute()
     try:
         real = given.resolve(strict=True)
@@ -118,6 +125,8 @@ def _root_paths(root: str | os.PathLike[str]) -> tuple[Path, Path]:
         raise SourceRootError(f"{given}: no such folder") from None
     except (OSError, RuntimeError) as exc:
         raise SourceRootError(f"{given}: cannot resolve: {exc}") from None
+    if guard is not None and guard.refuses_root(real):
+        raise SourceRootError(f"{given}: a protected folder, never imported")
     if not real.is_dir():
         raise SourceRootError(f"{given}: not a folder")
     # Names stay under the root as given (a symlinked root keeps its name),
@@ -138,6 +147,7 @@ class _Walker:
     exclude: _Matcher
     max_file_bytes: int | None
     scan: Scan
+    guard: PathGuard | None = None
     # Folders entered, by (device, inode): the path they were entered as.
     entered: dict[tuple[int, int], str] = field(default_factory=dict)
     # Symlinked folders, walked after every real folder so that real names win:
@@ -167,11 +177,13 @@ class _Walker:
                 except OSError as exc:
                     self.scan.problems.append((str(path), f"cannot stat: {exc.strerror or exc}"))
                     continue
-                if is_folder:
+                if is_link:
+                    self._link(path, child, real)
+                elif self._protected(real / entry.name):
+                    continue
+                elif is_folder:
                     if not self.exclude.match_folder(child):
                         subfolders.append((path, child, real / entry.name))
-                elif is_link:
-                    self._link(path, child, real)
                 else:
                     self._file(path, child)
             # Reversed so that the stack pops them in name order.
@@ -183,6 +195,8 @@ class _Walker:
         while self.links:
             link, relative, holder = self.links.pop(0)
             target = Path(os.path.realpath(link))
+            if self._protected(target):  # swapped since `_link` looked
+                continue
             if holder.is_relative_to(target):
                 self.scan.problems.append((str(link), f"symlink loop: {link} -> {target}"))
                 continue
@@ -204,6 +218,10 @@ class _Walker:
             (str(folder), f"symlink to {real}, a folder already scanned as {first}")
         )
         return False
+
+    def _protected(self, real: Path) -> bool:
+        """Whether the guard keeps the scan out of `real` (a real path)."""
+        return self.guard is not None and self.guard.refuses(real)
 
     def _wanted(self, relative: str) -> bool:
         if os.path.splitext(relative)[1].lower() not in self.suffixes:
@@ -227,6 +245,8 @@ class _Walker:
                 reason = f"cannot resolve symlink: {exc.strerror or exc}"
             self.scan.problems.append((str(link), reason))
             return
+        if self._protected(target):
+            return  # silently, like an excluded folder: not even its name is told
         is_folder = target.is_dir()
         if is_folder and self.exclude.match_folder(relative):
             return
@@ -264,15 +284,18 @@ def scan_folder(
     include: Iterable[str] = (),
     exclude: Iterable[str] = (),
     max_file_bytes: int | None = None,
+    guard: PathGuard | None = None,
 ) -> Scan:
     """The files under `root` that a collection would index.
 
     `suffixes` are the supported ones, dot included (".md"), matched
     case-insensitively. `include` and `exclude` are globs on the path relative
-    to the root; no include globs means every file. Raises `SourceRootError`
-    when the root is missing, not a folder, or cannot be listed.
+    to the root; no include globs means every file. `guard`: folders and
+    files whose real path it refuses are left out. Raises `SourceRootError`
+    when the root is missing, not a folder, cannot be listed, or is `/` or
+    protected by `guard`.
     """
-    base, real = _root_paths(root)
+    base, real = _root_paths(root, guard)
     scan = Scan(root=str(base), real_root=str(real))
     walker = _Walker(
         real_root=real,
@@ -281,6 +304,7 @@ def scan_folder(
         exclude=_Matcher(exclude),
         max_file_bytes=max_file_bytes,
         scan=scan,
+        guard=guard,
     )
     try:
         walker.entered[_identity(os.stat(base))] = str(base)

@@ -6,7 +6,9 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any, cast
 
+import grpc
 from google.protobuf import timestamp_pb2
+from google.rpc import error_details_pb2
 
 from semantik.internal.v1 import metadata_pb2
 from semantik.v1 import (
@@ -15,6 +17,7 @@ from semantik.v1 import (
     document_pb2,
     grant_pb2,
     operation_pb2,
+    source_pb2,
     user_pb2,
 )
 from servicekit.channels import remaining
@@ -22,6 +25,7 @@ from servicekit.errors import (
     FieldViolations,
     ServiceError,
     already_exists,
+    bounded,
     failed_precondition,
     invalid_argument,
     not_found,
@@ -42,13 +46,16 @@ from services.metadata.store import (
     NewChunk,
     NewCollection,
     NewDocument,
+    NewSource,
     NewUser,
     OperationIsDone,
     OperationUpdate,
+    PathTooLong,
     Principal,
     Progress,
     RefreshTokenExists,
     RotateOutcome,
+    SourceExists,
     UsersExist,
 )
 
@@ -59,6 +66,8 @@ USER = "semantik.io/User"
 GRANT = "semantik.io/Grant"
 API_KEY = "semantik.io/ApiKey"
 REFRESH_TOKEN = "semantik.io/RefreshToken"
+SOURCE = "semantik.io/Source"
+SOURCE_GRANT = "semantik.io/SourceGrant"
 
 # Defaults of the public ChunkingConfig ("0 means the default"), stored
 # resolved so every reader sees the numbers actually used.
@@ -81,6 +90,9 @@ USER_ROLES = frozenset(user_pb2.Role.values()) - {user_pb2.ROLE_UNSPECIFIED}
 COLLECTION_ROLES = frozenset(grant_pb2.CollectionRole.values()) - {
     grant_pb2.COLLECTION_ROLE_UNSPECIFIED
 }
+SOURCE_ROLES = frozenset(source_pb2.SourceRole.values()) - {source_pb2.SOURCE_ROLE_UNSPECIFIED}
+# Linux's PATH_MAX.
+MAX_PATH_CHARS = 4096
 API_KEY_VERBS = frozenset(api_key_pb2.ApiKeyVerb.values()) - {api_key_pb2.API_KEY_VERB_UNSPECIFIED}
 # SHA-256, of refresh tokens and of API key secrets.
 HASH_BYTES = 32
@@ -115,6 +127,52 @@ def _check_user_id(violations: FieldViolations, field: str, value: str) -> None:
         violations.add(field, f"must be a user id: {resources.USER_ID_RULE}")
 
 
+def _check_collection_id(violations: FieldViolations, field: str, value: str) -> None:
+    if not resources.is_collection_id(value):
+        violations.add(field, f"must be a collection id: {resources.COLLECTION_ID_RULE}")
+
+
+def _check_source_id(violations: FieldViolations, field: str, value: str) -> None:
+    if not resources.is_source_id(value):
+        violations.add(field, f"must be a source id: {resources.SOURCE_ID_RULE}")
+
+
+def _optional_user_id(violations: FieldViolations, field: str, value: str) -> str | None:
+    """A user id that may be left empty (None then)."""
+    if not value:
+        return None
+    _check_user_id(violations, field, value)
+    return value
+
+
+def _source_name(violations: FieldViolations, field: str, name: str) -> str:
+    """The id of `sources/{id}`; "" (after a violation) when `name` is not one."""
+    source_id = resources.source_id_in(name)
+    if source_id is None:
+        violations.add(field, resources.SOURCE_NAME_RULE)
+    return source_id or ""
+
+
+def _check_path(violations: FieldViolations, field: str, path: str, *, root_allowed: bool) -> None:
+    """A canonical absolute path: `/`, then names that are not empty, `.` or
+    `..` (so no `//` and no trailing `/`); `/` itself only when allowed."""
+    if not path:
+        violations.add(field, "is required")
+    elif "\x00" in path:
+        violations.add(field, "must not contain NUL characters")
+    elif len(path) > MAX_PATH_CHARS:
+        violations.add(field, f"at most {MAX_PATH_CHARS} characters")
+    elif not path.startswith("/"):
+        violations.add(field, "must be an absolute path")
+    elif path == "/":
+        if not root_allowed:
+            violations.add(field, "must not be the filesystem root")
+    elif path.endswith("/"):
+        violations.add(field, "must not end with a slash")
+    elif any(part in ("", ".", "..") for part in path[1:].split("/")):
+        violations.add(field, "must be canonical: no empty, '.' or '..' parts")
+
+
 def _time(violations: FieldViolations, field: str, stamp: timestamp_pb2.Timestamp) -> datetime:
     """A Timestamp as an aware datetime; the epoch (after a violation) when invalid."""
     try:
@@ -135,6 +193,8 @@ def _required_time(
 def _missing(missing: Missing) -> Exception:
     if missing.kind == "collection":
         return not_found(COLLECTION, resources.collection_name(missing.row_id))
+    if missing.kind == "source":
+        return not_found(SOURCE, resources.source_name(missing.row_id))
     return not_found(USER, resources.user_name(missing.row_id))
 
 
@@ -258,6 +318,9 @@ class MetadataHandler:
             for i, glob in enumerate(getattr(operation, field_name)):
                 _check_text(violations, f"operation.{field_name}[{i}]", glob)
         _check_non_negative(violations, "operation.max_file_bytes", operation.max_file_bytes)
+        source_id = None
+        if operation.source:
+            source_id = _source_name(violations, "operation.source", operation.source)
         violations.raise_if_any()
         collection_id = resources.parse_collection_name(
             "operation.collection", operation.collection
@@ -273,6 +336,7 @@ class MetadataHandler:
                 tuple(operation.include_globs),
                 tuple(operation.exclude_globs),
                 operation.max_file_bytes,
+                source_id,
             ),
         )
         if row is None:
@@ -717,10 +781,7 @@ class MetadataHandler:
         self, request: metadata_pb2.SetGrantRequest, context: ServicerContext
     ) -> metadata_pb2.SetGrantResponse:
         violations = FieldViolations()
-        if not resources.is_collection_id(request.collection_id):
-            violations.add(
-                "collection_id", f"must be a collection id: {resources.COLLECTION_ID_RULE}"
-            )
+        _check_collection_id(violations, "collection_id", request.collection_id)
         _check_user_id(violations, "user_id", request.user_id)
         if request.role not in COLLECTION_ROLES:
             violations.add(
@@ -754,10 +815,7 @@ class MetadataHandler:
         self, request: metadata_pb2.DeleteGrantRequest, context: ServicerContext
     ) -> metadata_pb2.DeleteGrantResponse:
         violations = FieldViolations()
-        if not resources.is_collection_id(request.collection_id):
-            violations.add(
-                "collection_id", f"must be a collection id: {resources.COLLECTION_ID_RULE}"
-            )
+        _check_collection_id(violations, "collection_id", request.collection_id)
         _check_user_id(violations, "user_id", request.user_id)
         violations.raise_if_any()
         if not await self._store.delete_grant(
@@ -765,6 +823,140 @@ class MetadataHandler:
         ):
             raise not_found(GRANT, resources.grant_name(request.collection_id, request.user_id))
         return metadata_pb2.DeleteGrantResponse()
+
+    # Sources ---------------------------------------------------------------------
+
+    async def CreateSource(
+        self, request: metadata_pb2.CreateSourceRequest, context: ServicerContext
+    ) -> metadata_pb2.CreateSourceResponse:
+        source = request.source
+        violations = FieldViolations()
+        source_id = _source_name(violations, "source.name", source.name)
+        _check_path(violations, "source.path", source.path, root_allowed=False)
+        _check_text(violations, "source.display_name", source.display_name)
+        owner_id = None
+        if source.owner:
+            owner_id = resources.user_id_in(source.owner)
+            if owner_id is None:
+                violations.add(
+                    "source.owner", f"must be users/{{user}} with an id of {resources.USER_ID_RULE}"
+                )
+        violations.raise_if_any()
+        try:
+            row = await self._store.create_source(
+                NewSource(
+                    id=source_id,
+                    path=source.path,
+                    display_name=source.display_name,
+                    owner_user_id=owner_id,
+                ),
+                self._timeout(context),
+            )
+        except SourceExists as exc:
+            if exc.taken == "path":
+                raise _source_path_taken(source.path) from exc
+            raise already_exists(SOURCE, source.name) from exc
+        except Missing as exc:
+            raise _missing(exc) from exc
+        except PathTooLong as exc:
+            raise invalid_argument({"source.path": "too long to be stored"}) from exc
+        return metadata_pb2.CreateSourceResponse(source=resources.source_message(row))
+
+    async def GetSource(
+        self, request: metadata_pb2.GetSourceRequest, context: ServicerContext
+    ) -> metadata_pb2.GetSourceResponse:
+        violations = FieldViolations()
+        source_id = _source_name(violations, "name", request.name)
+        user_id = _optional_user_id(violations, "user_id", request.user_id)
+        violations.raise_if_any()
+        row = await self._store.get_source(source_id, user_id, self._timeout(context))
+        if row is None:
+            raise not_found(SOURCE, request.name)
+        return metadata_pb2.GetSourceResponse(source=resources.source_message(row))
+
+    async def FindSourceForPath(
+        self, request: metadata_pb2.FindSourceForPathRequest, context: ServicerContext
+    ) -> metadata_pb2.FindSourceForPathResponse:
+        violations = FieldViolations()
+        _check_path(violations, "path", request.path, root_allowed=True)
+        user_id = _optional_user_id(violations, "user_id", request.user_id)
+        violations.raise_if_any()
+        row = await self._store.find_source_for_path(request.path, user_id, self._timeout(context))
+        if row is None:
+            raise not_found(SOURCE, request.path)
+        return metadata_pb2.FindSourceForPathResponse(source=resources.source_message(row))
+
+    async def ListSources(
+        self, request: metadata_pb2.ListSourcesRequest, context: ServicerContext
+    ) -> metadata_pb2.ListSourcesResponse:
+        size = pagination.page_size(request.page_size)
+        violations = FieldViolations()
+        user_id = _optional_user_id(violations, "restrict_user_id", request.restrict_user_id)
+        violations.raise_if_any()
+        # A token continues only the listing it came from (all, or one user's).
+        listing = request.restrict_user_id
+        after = pagination.after_key(request.page_token, "sources", listing)
+        rows = await self._store.list_sources(after, size + 1, self._timeout(context), user_id)
+        page, token = pagination.next_page(rows, size, "sources", listing, "id")
+        return metadata_pb2.ListSourcesResponse(
+            sources=[resources.source_message(row) for row in page], next_page_token=token
+        )
+
+    async def DeleteSource(
+        self, request: metadata_pb2.DeleteSourceRequest, context: ServicerContext
+    ) -> metadata_pb2.DeleteSourceResponse:
+        source_id = resources.parse_source_name("name", request.name)
+        if not await self._store.delete_source(source_id, self._timeout(context)):
+            raise not_found(SOURCE, request.name)
+        return metadata_pb2.DeleteSourceResponse()
+
+    async def SetSourceGrant(
+        self, request: metadata_pb2.SetSourceGrantRequest, context: ServicerContext
+    ) -> metadata_pb2.SetSourceGrantResponse:
+        violations = FieldViolations()
+        _check_source_id(violations, "source_id", request.source_id)
+        _check_user_id(violations, "user_id", request.user_id)
+        if request.role not in SOURCE_ROLES:
+            violations.add("role", "must be SOURCE_ROLE_OWNER or SOURCE_ROLE_READER")
+        violations.raise_if_any()
+        try:
+            row = await self._store.set_source_grant(
+                request.source_id, request.user_id, request.role, self._timeout(context)
+            )
+        except Missing as exc:
+            raise _missing(exc) from exc
+        return metadata_pb2.SetSourceGrantResponse(grant=resources.source_grant_message(row))
+
+    async def ListSourceGrants(
+        self, request: metadata_pb2.ListSourceGrantsRequest, context: ServicerContext
+    ) -> metadata_pb2.ListSourceGrantsResponse:
+        source_id = resources.source_id_of("source_id", request.source_id)
+        size = pagination.page_size(request.page_size)
+        after = pagination.after_key(request.page_token, "source_grants", source_id)
+        rows = await self._store.list_source_grants(
+            source_id, after, size + 1, self._timeout(context)
+        )
+        if rows is None:
+            raise not_found(SOURCE, resources.source_name(source_id))
+        page, token = pagination.next_page(rows, size, "source_grants", source_id, "user_id")
+        return metadata_pb2.ListSourceGrantsResponse(
+            grants=[resources.source_grant_message(row) for row in page], next_page_token=token
+        )
+
+    async def DeleteSourceGrant(
+        self, request: metadata_pb2.DeleteSourceGrantRequest, context: ServicerContext
+    ) -> metadata_pb2.DeleteSourceGrantResponse:
+        violations = FieldViolations()
+        _check_source_id(violations, "source_id", request.source_id)
+        _check_user_id(violations, "user_id", request.user_id)
+        violations.raise_if_any()
+        if not await self._store.delete_source_grant(
+            request.source_id, request.user_id, self._timeout(context)
+        ):
+            raise not_found(
+                SOURCE_GRANT, resources.source_grant_name(request.source_id, request.user_id)
+            )
+        return metadata_pb2.DeleteSourceGrantResponse()
 
     # API keys --------------------------------------------------------------------
 
@@ -943,6 +1135,20 @@ def _document_filters(request: metadata_pb2.ListDocumentsRequest) -> DocumentFil
 
 def _stored_error(error: operation_pb2.DocumentError) -> dict[str, Any]:
     return {"source_path": error.source_path, "reason": error.reason, "attempts": error.attempts}
+
+
+def _source_path_taken(path: str) -> ServiceError:
+    """ALREADY_EXISTS for a path registered under another id (which is not said)."""
+    info = error_details_pb2.ResourceInfo(
+        resource_type=SOURCE,
+        resource_name=bounded(path),
+        description="a source with this path already exists",
+    )
+    return ServiceError(
+        grpc.StatusCode.ALREADY_EXISTS,
+        f"a source with path {bounded(path)} already exists",
+        [info],
+    )
 
 
 def _operation_done(name: str, state: int) -> ServiceError:

@@ -143,6 +143,8 @@ operations = sa.Table(
         server_default=sa.text("'{}'::text[]"),
     ),
     _count("max_file_bytes"),
+    # The source an import read; no foreign key (operations are history).
+    sa.Column("source_id", sa.Text(), nullable=True),
     sa.Index("operations_create_time_id_idx", sa.text("create_time DESC"), sa.text("id DESC")),
 )
 
@@ -229,4 +231,43 @@ api_keys = sa.Table(
         name="api_keys_scope_check",
     ),
     sa.Index("api_keys_user_id_idx", "user_id"),
+)
+
+# semantik.v1.SourceRole OWNER, READER.
+SOURCE_ROLES = "1, 2"
+
+sources = sa.Table(
+    "sources",
+    metadata,
+    # `sources/{id}`, spelled as a collection id.
+    sa.Column("id", sa.Text(), primary_key=True),
+    # Absolute path of the folder on the server.
+    sa.Column("path", sa.Text(), nullable=False),
+    _text("display_name"),
+    # NULL once its owner is deleted (admins manage it).
+    sa.Column(
+        "owner_user_id",
+        sa.Text(),
+        sa.ForeignKey("users.id", ondelete="SET NULL"),
+        nullable=True,
+    ),
+    _timestamp("create_time"),
+    sa.UniqueConstraint("path", name="sources_path_key"),
+    sa.Index("sources_owner_user_id_idx", "owner_user_id"),
+)
+
+source_grants = sa.Table(
+    "source_grants",
+    metadata,
+    sa.Column(
+        "source_id",
+        sa.Text(),
+        sa.ForeignKey("sources.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    _user_id(primary_key=True),
+    sa.Column("role", sa.SmallInteger(), nullable=False),
+    _timestamp("update_time"),
+    sa.CheckConstraint(f"role IN ({SOURCE_ROLES})", name="source_grants_role_check"),
+    sa.Index("source_grants_user_id_idx", "user_id"),
 )

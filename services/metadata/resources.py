@@ -2,7 +2,8 @@
 
 Names follow AIP-122: `collections/{id}`, `collections/{id}/documents/{uuid}`,
 `operations/{uuid}`, `users/{id}`, `collections/{id}/grants/{user}`,
-`apiKeys/{id}`. A malformed name is INVALID_ARGUMENT naming the field.
+`apiKeys/{id}`, `sources/{id}`, `sources/{id}/grants/{user}`. A malformed
+name is INVALID_ARGUMENT naming the field.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from semantik.v1 import (
     document_pb2,
     grant_pb2,
     operation_pb2,
+    source_pb2,
     user_pb2,
 )
 from servicekit.errors import invalid_argument
@@ -32,6 +34,9 @@ COLLECTION_ID_RULE = "1-63 lower-case letters, digits and hyphens, starting with
 # A user id is the login name, spelled as a collection id.
 USER_ID = COLLECTION_ID
 USER_ID_RULE = COLLECTION_ID_RULE
+# A source id is spelled as a collection id.
+SOURCE_ID = COLLECTION_ID
+SOURCE_ID_RULE = COLLECTION_ID_RULE
 API_KEY_ID = re.compile(r"^[a-z0-9]{8,32}$")
 API_KEY_ID_RULE = "8-32 lower-case letters and digits"
 
@@ -111,11 +116,44 @@ def user_id_of(field: str, value: str) -> str:
     return value
 
 
-def parse_user_name(field: str, name: str) -> str:
+def user_id_in(name: str) -> str | None:
+    """The id of `users/{id}`; None when `name` is not one."""
     prefix, _, user_id = name.partition("/")
-    if prefix != "users" or not is_user_id(user_id):
+    return user_id if prefix == "users" and is_user_id(user_id) else None
+
+
+def parse_user_name(field: str, name: str) -> str:
+    user_id = user_id_in(name)
+    if user_id is None:
         raise invalid_argument({field: f"must be users/{{user}} with an id of {USER_ID_RULE}"})
     return user_id
+
+
+def is_source_id(value: str) -> bool:
+    return SOURCE_ID.fullmatch(value) is not None
+
+
+def source_id_of(field: str, value: str) -> str:
+    """A bare source id (as in `source_id` fields)."""
+    if not is_source_id(value):
+        raise invalid_argument({field: f"must be a source id: {SOURCE_ID_RULE}"})
+    return value
+
+
+def source_id_in(name: str) -> str | None:
+    """The id of `sources/{id}`; None when `name` is not one."""
+    prefix, _, source_id = name.partition("/")
+    return source_id if prefix == "sources" and is_source_id(source_id) else None
+
+
+SOURCE_NAME_RULE = f"must be sources/{{source}} with an id of {SOURCE_ID_RULE}"
+
+
+def parse_source_name(field: str, name: str) -> str:
+    source_id = source_id_in(name)
+    if source_id is None:
+        raise invalid_argument({field: SOURCE_NAME_RULE})
+    return source_id
 
 
 def is_api_key_id(value: str) -> bool:
@@ -151,6 +189,14 @@ def grant_name(collection_id: str, user_id: str) -> str:
 
 def api_key_name(key_id: str) -> str:
     return f"apiKeys/{key_id}"
+
+
+def source_name(source_id: str) -> str:
+    return f"sources/{source_id}"
+
+
+def source_grant_name(source_id: str, user_id: str) -> str:
+    return f"sources/{source_id}/grants/{user_id}"
 
 
 def timestamp(value: datetime) -> timestamp_pb2.Timestamp:
@@ -226,6 +272,8 @@ def operation_message(row: Row) -> operation_pb2.Operation:
     )
     if row["retry_of"] is not None:
         operation.retry_of = operation_name(row["retry_of"])
+    if row["source_id"] is not None:
+        operation.source = source_name(row["source_id"])
     if row["eta_seconds"] is not None:
         operation.progress.eta.FromNanoseconds(round(row["eta_seconds"] * 1e9))
     if state == operation_pb2.OPERATION_STATE_FAILED:
@@ -270,12 +318,37 @@ def user_record(row: Row) -> metadata_pb2.UserRecord:
     )
 
 
+def _grant_fields(row: Row) -> dict[str, Any]:
+    """What a collection's and a source's grant have alike: user, role, time."""
+    return {
+        "user": user_name(row["user_id"]),
+        "role": row["role"],
+        "update_time": timestamp(row["update_time"]),
+    }
+
+
 def grant_message(row: Row) -> grant_pb2.Grant:
     return grant_pb2.Grant(
-        name=grant_name(row["collection_id"], row["user_id"]),
-        user=user_name(row["user_id"]),
-        role=row["role"],
-        update_time=timestamp(row["update_time"]),
+        name=grant_name(row["collection_id"], row["user_id"]), **_grant_fields(row)
+    )
+
+
+def source_message(row: Row) -> source_pb2.Source:
+    """A `sources` row; `caller_role` when the query computed one."""
+    owner = row["owner_user_id"]
+    return source_pb2.Source(
+        name=source_name(row["id"]),
+        path=row["path"],
+        display_name=row["display_name"],
+        owner="" if owner is None else user_name(owner),
+        create_time=timestamp(row["create_time"]),
+        caller_role=row.get("caller_role", source_pb2.SOURCE_ROLE_UNSPECIFIED),
+    )
+
+
+def source_grant_message(row: Row) -> source_pb2.SourceGrant:
+    return source_pb2.SourceGrant(
+        name=source_grant_name(row["source_id"], row["user_id"]), **_grant_fields(row)
     )
 
 

@@ -24,7 +24,7 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 import grpc
 
-from semantik.v1 import grant_pb2, operation_pb2
+from semantik.v1 import grant_pb2, operation_pb2, source_pb2
 from servicekit.errors import ServiceError, already_exists, unavailable
 from services.metadata import schema
 from services.metadata.config import MetadataConfig
@@ -140,6 +140,62 @@ RESOLVE_API_KEY_SQL = f"""
 """
 
 
+# A source with the role of user $1 (NULL: none) on it: OWNER for its owner,
+# else the role of their grant, else UNSPECIFIED.
+SOURCE_COLUMNS = f"""
+    s.*,
+    CASE WHEN s.owner_user_id = $1::text THEN {source_pb2.SOURCE_ROLE_OWNER}
+         ELSE COALESCE((SELECT g.role FROM source_grants g
+                        WHERE g.source_id = s.id AND g.user_id = $1::text),
+                       {source_pb2.SOURCE_ROLE_UNSPECIFIED})
+    END AS caller_role
+"""
+
+
+@dataclass(frozen=True)
+class GrantTable:
+    """A table of per-user roles on one kind of parent (collections,
+    sources): the same statements serve both."""
+
+    table: str
+    parent_table: str
+    parent_column: str
+    # Missing.kind of an absent parent.
+    parent_kind: str
+
+    @property
+    def upsert_sql(self) -> str:
+        return f"""
+            INSERT INTO {self.table} ({self.parent_column}, user_id, role)
+            VALUES ($1, $2, $3)
+            ON CONFLICT ({self.parent_column}, user_id) DO UPDATE SET
+                role = EXCLUDED.role, update_time = now()
+            RETURNING *
+        """
+
+    @property
+    def page_sql(self) -> str:
+        return (
+            f"SELECT * FROM {self.table} WHERE {self.parent_column} = $1"
+            " AND ($2::text IS NULL OR user_id > $2) ORDER BY user_id LIMIT $3"
+        )
+
+    @property
+    def parent_exists_sql(self) -> str:
+        return f"SELECT EXISTS (SELECT 1 FROM {self.parent_table} WHERE id = $1)"
+
+    @property
+    def delete_sql(self) -> str:
+        return (
+            f"DELETE FROM {self.table} WHERE {self.parent_column} = $1 AND user_id = $2"
+            " RETURNING user_id"
+        )
+
+
+COLLECTION_GRANTS = GrantTable("collection_grants", "collections", "collection_id", "collection")
+SOURCE_GRANTS = GrantTable("source_grants", "sources", "source_id", "source")
+
+
 @dataclass(frozen=True)
 class DocumentFilters:
     """Optional conditions of a document listing; None matches everything."""
@@ -225,6 +281,8 @@ class ImportScope:
     include_globs: tuple[str, ...] = ()
     exclude_globs: tuple[str, ...] = ()
     max_file_bytes: int = 0
+    # The registered source read; None for an operation without one.
+    source_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -250,6 +308,14 @@ class NewUser:
     display_name: str
     role: int
     password_hash: str
+
+
+@dataclass(frozen=True)
+class NewSource:
+    id: str
+    path: str
+    display_name: str
+    owner_user_id: str | None
 
 
 @dataclass(frozen=True)
@@ -294,7 +360,7 @@ class UsersExist(Exception):
 
 
 class Missing(Exception):
-    """A row a write refers to is absent: `kind` is "collection" or "user"."""
+    """A row a write refers to is absent: `kind` is "collection", "source" or "user"."""
 
     def __init__(self, kind: str, row_id: str) -> None:
         super().__init__(f"{kind} {row_id} not found")
@@ -304,6 +370,18 @@ class Missing(Exception):
 
 class RefreshTokenExists(Exception):
     """A refresh token with this hash is stored already."""
+
+
+class SourceExists(Exception):
+    """A source with this `taken` ("id" or "path") is stored already."""
+
+    def __init__(self, taken: str) -> None:
+        super().__init__(f"a source with this {taken} exists")
+        self.taken = taken
+
+
+class PathTooLong(Exception):
+    """A path too long for the index that keeps source paths unique."""
 
 
 async def _init_connection(connection: Any) -> None:
@@ -813,8 +891,8 @@ class MetadataStore:
             row: Row | None = await connection.fetchrow(
                 """
                 INSERT INTO operations (id, kind, collection_id, source_path, state, retry_of,
-                                        include_globs, exclude_globs, max_file_bytes)
-                SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9
+                                        include_globs, exclude_globs, max_file_bytes, source_id)
+                SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10
                 WHERE EXISTS (SELECT 1 FROM collections WHERE id = $3)
                 RETURNING *
                 """,
@@ -827,6 +905,7 @@ class MetadataStore:
                 list(scope.include_globs),
                 list(scope.exclude_globs),
                 scope.max_file_bytes,
+                scope.source_id,
                 timeout=deadline.left(),
             )
             return row
@@ -1182,43 +1261,50 @@ class MetadataStore:
 
     async def set_grant(self, collection_id: str, user_id: str, role: int, timeout_s: float) -> Row:
         """Inserts or replaces the grant; Missing when the collection or user is absent."""
-        async with self._connection(timeout_s) as (connection, deadline):
-            try:
-                row: Row = await connection.fetchrow(
-                    """
-                    INSERT INTO collection_grants (collection_id, user_id, role)
-                    VALUES ($1, $2, $3)
-                    ON CONFLICT (collection_id, user_id) DO UPDATE SET
-                        role = EXCLUDED.role, update_time = now()
-                    RETURNING *
-                    """,
-                    collection_id,
-                    user_id,
-                    role,
-                    timeout=deadline.left(),
-                )
-            except asyncpg.ForeignKeyViolationError as exc:
-                # Name the collection first when both are absent, whichever
-                # constraint PostgreSQL checked first.
-                exists = await connection.fetchval(
-                    "SELECT EXISTS (SELECT 1 FROM collections WHERE id = $1)",
-                    collection_id,
-                    timeout=deadline.left(),
-                )
-                if not exists:
-                    raise Missing("collection", collection_id) from exc
-                raise Missing("user", user_id) from exc
-            return row
+        return await self._set_grant(COLLECTION_GRANTS, collection_id, user_id, role, timeout_s)
 
     async def list_grants(
         self, collection_id: str, after_user: str | None, limit: int, timeout_s: float
     ) -> list[Row] | None:
         """A page of the collection's grants by user id; None when it is absent."""
+        return await self._list_grants(
+            COLLECTION_GRANTS, collection_id, after_user, limit, timeout_s
+        )
+
+    async def delete_grant(self, collection_id: str, user_id: str, timeout_s: float) -> bool:
+        return await self._delete_grant(COLLECTION_GRANTS, collection_id, user_id, timeout_s)
+
+    async def _set_grant(
+        self, grants: GrantTable, parent_id: str, user_id: str, role: int, timeout_s: float
+    ) -> Row:
+        async with self._connection(timeout_s) as (connection, deadline):
+            try:
+                row: Row = await connection.fetchrow(
+                    grants.upsert_sql, parent_id, user_id, role, timeout=deadline.left()
+                )
+            except asyncpg.ForeignKeyViolationError as exc:
+                # Name the parent first when both are absent, whichever
+                # constraint PostgreSQL checked first.
+                exists = await connection.fetchval(
+                    grants.parent_exists_sql, parent_id, timeout=deadline.left()
+                )
+                if not exists:
+                    raise Missing(grants.parent_kind, parent_id) from exc
+                raise Missing("user", user_id) from exc
+            return row
+
+    async def _list_grants(
+        self,
+        grants: GrantTable,
+        parent_id: str,
+        after_user: str | None,
+        limit: int,
+        timeout_s: float,
+    ) -> list[Row] | None:
         return await self._page_under(
-            "SELECT * FROM collection_grants WHERE collection_id = $1"
-            " AND ($2::text IS NULL OR user_id > $2) ORDER BY user_id LIMIT $3",
-            "SELECT EXISTS (SELECT 1 FROM collections WHERE id = $1)",
-            collection_id,
+            grants.page_sql,
+            grants.parent_exists_sql,
+            parent_id,
             after=after_user,
             limit=limit,
             timeout_s=timeout_s,
@@ -1246,16 +1332,111 @@ class MetadataStore:
                 return None
             return rows
 
-    async def delete_grant(self, collection_id: str, user_id: str, timeout_s: float) -> bool:
+    async def _delete_grant(
+        self, grants: GrantTable, parent_id: str, user_id: str, timeout_s: float
+    ) -> bool:
         async with self._connection(timeout_s) as (connection, deadline):
             deleted = await connection.fetchval(
-                "DELETE FROM collection_grants WHERE collection_id = $1 AND user_id = $2"
-                " RETURNING user_id",
-                collection_id,
-                user_id,
-                timeout=deadline.left(),
+                grants.delete_sql, parent_id, user_id, timeout=deadline.left()
             )
             return deleted is not None
+
+    # Sources -------------------------------------------------------------------------
+
+    async def create_source(self, new: NewSource, timeout_s: float) -> Row:
+        """The stored source. SourceExists when its id or path is taken,
+        Missing("user") when the owner is absent, PathTooLong when the path
+        does not fit the unique index."""
+        async with self._connection(timeout_s) as (connection, deadline):
+            try:
+                row: Row = await connection.fetchrow(
+                    "INSERT INTO sources (id, path, display_name, owner_user_id)"
+                    " VALUES ($1, $2, $3, $4) RETURNING *",
+                    new.id,
+                    new.path,
+                    new.display_name,
+                    new.owner_user_id,
+                    timeout=deadline.left(),
+                )
+            except asyncpg.UniqueViolationError as exc:
+                taken = "path" if exc.constraint_name == "sources_path_key" else "id"
+                raise SourceExists(taken) from exc
+            except asyncpg.ForeignKeyViolationError as exc:
+                raise Missing("user", new.owner_user_id or "") from exc
+            except asyncpg.ProgramLimitExceededError as exc:
+                raise PathTooLong() from exc
+            return row
+
+    async def get_source(self, source_id: str, user_id: str | None, timeout_s: float) -> Row | None:
+        """The source with `user_id`'s role on it as `caller_role`."""
+        async with self._connection(timeout_s) as (connection, deadline):
+            row: Row | None = await connection.fetchrow(
+                f"SELECT {SOURCE_COLUMNS} FROM sources s WHERE s.id = $2",
+                user_id,
+                source_id,
+                timeout=deadline.left(),
+            )
+            return row
+
+    async def find_source_for_path(
+        self, path: str, user_id: str | None, timeout_s: float
+    ) -> Row | None:
+        """The deepest source whose folder is `path` or one of its ancestors,
+        with `caller_role` as in get_source. starts_with() takes the folder
+        literally (no LIKE wildcards), and the `/` after it keeps `/data/a`
+        from holding `/data/ab`."""
+        async with self._connection(timeout_s) as (connection, deadline):
+            row: Row | None = await connection.fetchrow(
+                f"SELECT {SOURCE_COLUMNS} FROM sources s"
+                " WHERE s.path = $2 OR starts_with($2, s.path || '/')"
+                " ORDER BY length(s.path) DESC LIMIT 1",
+                user_id,
+                path,
+                timeout=deadline.left(),
+            )
+            return row
+
+    async def list_sources(
+        self, after_id: str | None, limit: int, timeout_s: float, user_id: str | None = None
+    ) -> list[Row]:
+        """A page by id; with `user_id`, of the sources that user owns or was
+        granted only (in SQL, so pages stay full), with their role."""
+        async with self._connection(timeout_s) as (connection, deadline):
+            rows: list[Row] = await connection.fetch(
+                f"SELECT {SOURCE_COLUMNS} FROM sources s"
+                " WHERE ($2::text IS NULL OR s.id > $2)"
+                " AND ($1::text IS NULL OR s.owner_user_id = $1 OR EXISTS ("
+                "     SELECT 1 FROM source_grants g WHERE g.source_id = s.id AND g.user_id = $1))"
+                " ORDER BY s.id LIMIT $3",
+                user_id,
+                after_id,
+                limit,
+                timeout=deadline.left(),
+            )
+            return rows
+
+    async def delete_source(self, source_id: str, timeout_s: float) -> bool:
+        """Deletes the source; its grants go by cascade, operations keep its id."""
+        async with self._connection(timeout_s) as (connection, deadline):
+            deleted = await connection.fetchval(
+                "DELETE FROM sources WHERE id = $1 RETURNING id", source_id, timeout=deadline.left()
+            )
+            return deleted is not None
+
+    async def set_source_grant(
+        self, source_id: str, user_id: str, role: int, timeout_s: float
+    ) -> Row:
+        """Inserts or replaces the grant; Missing when the source or user is absent."""
+        return await self._set_grant(SOURCE_GRANTS, source_id, user_id, role, timeout_s)
+
+    async def list_source_grants(
+        self, source_id: str, after_user: str | None, limit: int, timeout_s: float
+    ) -> list[Row] | None:
+        """A page of the source's grants by user id; None when it is absent."""
+        return await self._list_grants(SOURCE_GRANTS, source_id, after_user, limit, timeout_s)
+
+    async def delete_source_grant(self, source_id: str, user_id: str, timeout_s: float) -> bool:
+        return await self._delete_grant(SOURCE_GRANTS, source_id, user_id, timeout_s)
 
     # API keys ------------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from semantik.v1 import (
     operation_pb2,
     operation_pb2_grpc,
     search_pb2_grpc,
+    source_pb2_grpc,
     user_pb2_grpc,
 )
 from semantik_cli.channels import public_channel
@@ -75,6 +76,7 @@ class Api:
     users: Any
     grants: Any
     api_keys: Any
+    sources: Any
 
     def wait_done(self, name: str, timeout_s: float = 120.0) -> Any:
         deadline = time.monotonic() + timeout_s
@@ -101,6 +103,7 @@ def api_for(target: str, token: str = "") -> Api:
         users=user_pb2_grpc.UserServiceStub(channel),
         grants=grant_pb2_grpc.GrantServiceStub(channel),
         api_keys=api_key_pb2_grpc.ApiKeyServiceStub(channel),
+        sources=source_pb2_grpc.SourceServiceStub(channel),
     )
 
 

@@ -18,6 +18,7 @@ from semantik.v1 import (
     grant_pb2,
     operation_pb2,
     search_pb2,
+    source_pb2,
     user_pb2,
 )
 from tests.e2e.conftest import Api, JsonApi
@@ -43,7 +44,12 @@ CASES: list[tuple[str, Callable[[Api], Any] | None, Any, str]] = [
      collection_pb2.DeleteCollectionRequest(name=""), "name"),
     ("ImportDocuments", lambda a: a.documents.ImportDocuments,
      document_pb2.ImportDocumentsRequest(parent="collections/x", source_path=""),
-     "source_path"),
+     "source"),
+    ("ImportDocuments", lambda a: a.documents.ImportDocuments,
+     document_pb2.ImportDocumentsRequest(parent="collections/x", source="sources/x",
+                                         source_path="/tmp"), "source"),
+    ("ImportDocuments", lambda a: a.documents.ImportDocuments,
+     document_pb2.ImportDocumentsRequest(parent="collections/x", source="x"), "source"),
     ("ImportDocuments", lambda a: a.documents.ImportDocuments,
      document_pb2.ImportDocumentsRequest(parent="collections/BAD", source_path="/tmp"),
      "parent"),
@@ -118,6 +124,26 @@ CASES: list[tuple[str, Callable[[Api], Any] | None, Any, str]] = [
      api_key_pb2.ListApiKeysRequest(page_size=-1), "page_size"),
     ("DeleteApiKey", lambda a: a.api_keys.DeleteApiKey,
      api_key_pb2.DeleteApiKeyRequest(name="keys/1"), "name"),
+    ("CreateSource", lambda a: a.sources.CreateSource,
+     source_pb2.CreateSourceRequest(source_id="Bad Id", source=source_pb2.Source(path="/x")),
+     "source_id"),
+    ("CreateSource", lambda a: a.sources.CreateSource,
+     source_pb2.CreateSourceRequest(source_id="ok-id", source=source_pb2.Source()),
+     "source.path"),
+    ("CreateSource", lambda a: a.sources.CreateSource,
+     source_pb2.CreateSourceRequest(source_id="ok-id", source=source_pb2.Source(path="/")),
+     "source.path"),
+    ("GetSource", lambda a: a.sources.GetSource, source_pb2.GetSourceRequest(name="x"), "name"),
+    ("ListSources", lambda a: a.sources.ListSources,
+     source_pb2.ListSourcesRequest(page_size=-1), "page_size"),
+    ("DeleteSource", lambda a: a.sources.DeleteSource,
+     source_pb2.DeleteSourceRequest(name="sources/"), "name"),
+    ("SetSourceGrant", lambda a: a.sources.SetSourceGrant,
+     source_pb2.SetSourceGrantRequest(parent="sources/default", user="users/admin"), "role"),
+    ("ListSourceGrants", lambda a: a.sources.ListSourceGrants,
+     source_pb2.ListSourceGrantsRequest(parent="sources/default", page_size=-1), "page_size"),
+    ("DeleteSourceGrant", lambda a: a.sources.DeleteSourceGrant,
+     source_pb2.DeleteSourceGrantRequest(name="sources/default/grants"), "name"),
 ]  # fmt: skip
 
 PUBLIC_MODULES = (
@@ -128,6 +154,7 @@ PUBLIC_MODULES = (
     grant_pb2,
     operation_pb2,
     search_pb2,
+    source_pb2,
     user_pb2,
 )
 

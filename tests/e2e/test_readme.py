@@ -22,7 +22,7 @@ def readme_commands() -> list[str]:
 
 def test_readme_examples_work(mesh: Mesh, tmp_path: Path) -> None:
     blocks = readme_commands()
-    assert len(blocks) >= 6
+    assert len(blocks) >= 7
     for relative, content in CORPUS.items():
         path = tmp_path / "docs" / relative
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -51,7 +51,7 @@ def test_readme_examples_work(mesh: Mesh, tmp_path: Path) -> None:
     output = result.stdout
     assert result.returncode == 0, output + result.stderr
     outputs = output.split("=== block ")[1:]
-    cli, json_api, api_key, grpc_api, bad_input = outputs[1:6]
+    cli, json_api, api_key, grpc_api, bad_input, sources = outputs[1:7]
     # The CLI's best hit for the lift question is the wings document.
     first_hit = next(line for line in cli.splitlines() if line.strip().startswith("1."))
     assert first_hit.rstrip().endswith("aero/wings.md")
@@ -64,3 +64,12 @@ def test_readme_examples_work(mesh: Mesh, tmp_path: Path) -> None:
     assert "semantik.v1.SearchService" in grpc_api
     assert "kitchen/bread.txt" in grpc_api
     assert '"field":"top_k"' in bad_input.replace(" ", "")
+    # The admin's `index ./docs` registered docs/ as the admin's source; ann
+    # sees only the source granted to her, imports from it, and is refused a
+    # server path.
+    admin_sources, _, ann_part = sources.partition("registered sources/kitchen")
+    assert "owner" in admin_sources and str(tmp_path / "docs") in admin_sources
+    assert "sources/kitchen\treader" in ann_part
+    assert "sources/default" not in ann_part
+    assert "SUCCEEDED" in ann_part
+    assert '"code":7' in ann_part.replace(" ", "") and "admin role" in ann_part

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Any
 
 import grpc
 import pytest
+from arq.jobs import Job
 from google.protobuf import timestamp_pb2
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
@@ -20,17 +22,25 @@ from servicekit.server import ErrorInterceptor
 from services.indexer import jobs, sparse
 from services.indexer.edge_store import EdgeVectorStore
 from services.indexer.handler import IndexerHandler
+from services.indexer.ingest import ImportSpec
+from services.indexer.source_paths import OUTSIDE, PROTECTED, PathGuard
 from services.indexer.vector_store import SparseUnavailableError, VectorPoint, VectorQuery
 
 
 @pytest.fixture
 async def stub(
-    edge_store: EdgeVectorStore, redis_server: RedisServer
+    edge_store: EdgeVectorStore, redis_server: RedisServer, tmp_path: Path
 ) -> AsyncIterator[tuple[Any, jobs.Queue]]:
     queue = jobs.connect(redis_server.url)
     await queue.flushdb()
     server = grpc.aio.server(interceptors=[ErrorInterceptor()])
-    indexer_pb2_grpc.add_IndexerServiceServicer_to_server(IndexerHandler(edge_store, queue), server)
+    # The data directory at tmp_path/data, the edge store's at tmp_path/vectors.
+    guard = PathGuard.build(
+        data_dir=str(tmp_path / "data"), vector_data_dir=str(tmp_path / "vectors")
+    )
+    indexer_pb2_grpc.add_IndexerServiceServicer_to_server(
+        IndexerHandler(edge_store, queue, guard), server
+    )
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
@@ -204,6 +214,159 @@ async def test_start_import_queues_once_and_validate_only_queues_nothing(
     again = await client.StartImport(start_request(tmp_path))
     assert first.job_id == again.job_id == "op-1"
     assert await queue.zcard(jobs.QUEUE_NAME) == 1
+
+
+@pytest.fixture
+def source(tmp_path: Path) -> Path:
+    """A source folder beside the folders it must not lead to."""
+    tmp = Path(os.path.realpath(tmp_path))
+    root = tmp / "source"
+    (root / "a" / "b").mkdir(parents=True)
+    (tmp / "outside").mkdir()
+    (tmp / "data" / "secrets").mkdir(parents=True)
+    (root / "inner").symlink_to(root / "a" / "b", target_is_directory=True)
+    (root / "escape").symlink_to(tmp / "outside", target_is_directory=True)
+    (root / "escape-missing").symlink_to(tmp / "missing", target_is_directory=True)
+    (root / "to-secrets").symlink_to(tmp / "data" / "secrets", target_is_directory=True)
+    return root
+
+
+async def refused(call: Any) -> tuple[grpc.StatusCode, str, dict[str, str]]:
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await call
+    return error.value.code(), error.value.details() or "", field_violations(error.value)
+
+
+async def test_resolve_source_path_answers_real_paths(
+    stub: tuple[Any, jobs.Queue], source: Path
+) -> None:
+    client, _ = stub
+    alias = source.parent / "alias"
+    alias.symlink_to(source, target_is_directory=True)
+    response = await client.ResolveSourcePath(
+        indexer_pb2.ResolveSourcePathRequest(root=str(alias), path="inner")
+    )
+    assert (response.root, response.path) == (str(source), str(source / "a" / "b"))
+    itself = await client.ResolveSourcePath(indexer_pb2.ResolveSourcePathRequest(root=str(source)))
+    assert (itself.root, itself.path) == (str(source), str(source))
+
+
+@pytest.mark.parametrize(
+    ("existing", "missing"),
+    [("escape", "escape-missing"), ("..", "../missing"), ("to-secrets", "to-secrets/gone")],
+)
+async def test_resolve_source_path_outside_is_one_answer(
+    stub: tuple[Any, jobs.Queue], source: Path, existing: str, missing: str
+) -> None:
+    client, _ = stub
+    answers = [
+        await refused(
+            client.ResolveSourcePath(
+                indexer_pb2.ResolveSourcePathRequest(root=str(source), path=path)
+            )
+        )
+        for path in (existing, missing)
+    ]
+    assert answers[0] == answers[1]
+    code, _, violations = answers[0]
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert violations == {"path": OUTSIDE}
+
+
+@pytest.mark.parametrize(
+    ("root", "path", "field"),
+    [
+        ("/", "", "root"),
+        ("/proc/self", "", "root"),
+        ("{tmp}/data", "", "root"),
+        ("{tmp}/data/secrets", "", "root"),
+        ("{tmp}/vectors", "", "root"),
+        ("{tmp}/source", "/etc", "path"),
+        ("{tmp}/source", "a/../../outside", "path"),
+        ("{tmp}/source", "x" * 5000, "path"),
+        ("{tmp}/source", "a\x01", "path"),
+        ("{tmp}/source", "gone", "path"),
+    ],
+)
+async def test_resolve_source_path_refusals_name_their_field(
+    stub: tuple[Any, jobs.Queue], source: Path, root: str, path: str, field: str
+) -> None:
+    client, _ = stub
+    request = indexer_pb2.ResolveSourcePathRequest(root=root.format(tmp=source.parent), path=path)
+    code, _, violations = await refused(client.ResolveSourcePath(request))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert set(violations) == {field}
+
+
+async def test_start_import_inside_its_source_root(
+    stub: tuple[Any, jobs.Queue], edge_store: EdgeVectorStore, source: Path
+) -> None:
+    client, queue = stub
+    await edge_store.create_collection("books", 3)
+    folder = source / "a" / "b"
+    await client.StartImport(start_request(folder, source_root=str(source), validate_only=True))
+    assert await queue.zcard(jobs.QUEUE_NAME) == 0
+    response = await client.StartImport(start_request(folder, source_root=str(source)))
+    info = await Job(response.job_id, queue).info()
+    assert info is not None
+    queued = ImportSpec.from_proto(indexer_pb2.StartImportRequest.FromString(info.args[0]))
+    assert (queued.source_root, queued.source_path) == (str(source), str(source / "a" / "b"))
+
+
+@pytest.mark.parametrize("validate_only", [True, False])
+async def test_start_import_outside_its_source_root_is_one_answer(
+    stub: tuple[Any, jobs.Queue], edge_store: EdgeVectorStore, source: Path, validate_only: bool
+) -> None:
+    client, queue = stub
+    await edge_store.create_collection("books", 3)
+    sibling = source.parent / "source2"  # the root's spelling, not its folder
+    sibling.mkdir()
+    answers = set()
+    for folder in (
+        source / "escape",
+        source / "escape-missing",
+        source / "to-secrets",
+        source.parent / "outside",
+        source.parent / "missing",
+        sibling,
+    ):
+        request = start_request(folder, source_root=str(source), validate_only=validate_only)
+        code, message, violations = await refused(client.StartImport(request))
+        assert code == grpc.StatusCode.INVALID_ARGUMENT
+        assert violations == {"source_path": OUTSIDE}
+        answers.add(message)
+    assert len(answers) == 1
+    assert await queue.zcard(jobs.QUEUE_NAME) == 0
+
+
+async def test_start_import_with_a_protected_source_root(
+    stub: tuple[Any, jobs.Queue], source: Path
+) -> None:
+    client, _ = stub
+    data = source.parent / "data"
+    request = start_request(data / "secrets", source_root=str(data))
+    _, _, violations = await refused(client.StartImport(request))
+    assert violations == {"source_root": PROTECTED}
+
+
+@pytest.mark.parametrize(
+    ("folder", "message"),
+    [
+        ("/", "must not be the filesystem root"),
+        ("/proc", PROTECTED),
+        ("/dev", PROTECTED),
+        ("{tmp}/data", PROTECTED),
+        ("{tmp}/data/secrets", PROTECTED),
+        ("{tmp}/vectors", PROTECTED),
+    ],
+)
+async def test_start_import_without_a_source_root_refuses_protected_folders(
+    stub: tuple[Any, jobs.Queue], source: Path, folder: str, message: str
+) -> None:
+    client, _ = stub
+    request = start_request(Path(folder.format(tmp=source.parent)), validate_only=True)
+    _, _, violations = await refused(client.StartImport(request))
+    assert violations == {"source_path": message}
 
 
 def hybrid_request(**changes: Any) -> indexer_pb2.QueryVectorsRequest:

@@ -11,6 +11,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from semantik.internal.v1 import indexer_pb2
 from semantik.v1 import document_pb2, operation_pb2
 from services.indexer import sparse
 from services.indexer.chunking import Strategy
@@ -21,6 +22,7 @@ from services.indexer.ingest import (
     TransientImportError,
     chunk_id,
 )
+from services.indexer.source_paths import MISSING_INSIDE, OUTSIDE, PathGuard
 from services.indexer.vector_store import PayloadFilter, SearchMode, VectorQuery, epoch_seconds
 from tests.indexer.conftest import DIMS, FakeEmbedder, FakeMetadata, embed, make_unlistable
 
@@ -471,3 +473,100 @@ async def test_a_folder_that_cannot_be_listed_keeps_its_documents(
     assert kept.state == document_pb2.DOCUMENT_STATE_INDEXED
     assert locked not in metadata.documents  # a folder is no document
     assert await edge_store.count("books") == points
+
+
+@pytest.fixture
+def shared(tmp_path: Path) -> Path:
+    """A registered source `shared` holding the folder `docs`, beside a
+    private folder and the data directory."""
+    tmp = Path(os.path.realpath(tmp_path))
+    (tmp / "shared" / "docs").mkdir(parents=True)
+    (tmp / "shared" / "docs" / "a.txt").write_text(prose(1, 20), encoding="utf-8")
+    (tmp / "private").mkdir()
+    (tmp / "private" / "secret.txt").write_text("secret words", encoding="utf-8")
+    (tmp / "data" / "secrets").mkdir(parents=True)
+    (tmp / "data" / "secrets" / "token.txt").write_text("secret token", encoding="utf-8")
+    return tmp / "shared"
+
+
+def rooted_importer(
+    store: EdgeVectorStore, embedder: FakeEmbedder, metadata: FakeMetadata, data: Path
+) -> Importer:
+    guard = PathGuard.build(data_dir=str(data))
+    return Importer(store, embedder, metadata, embed_batch_texts=4, guard=guard)  # type: ignore[arg-type]
+
+
+def test_the_spec_carries_the_source_root() -> None:
+    request = indexer_pb2.StartImportRequest(
+        operation_id="op-1",
+        collection_id="books",
+        source_path="/srv/docs/a",
+        source_root="/srv/docs",
+        chunk_tokens=20,
+    )
+    assert ImportSpec.from_proto(request).source_root == "/srv/docs"
+
+
+async def test_a_rooted_import_reads_the_real_folder_and_no_protected_one(
+    edge_store: EdgeVectorStore, shared: Path
+) -> None:
+    await edge_store.create_collection("books", DIMS)
+    docs = shared / "docs"
+    (docs / "token.txt").symlink_to(shared.parent / "data" / "secrets" / "token.txt")
+    (docs / "keys").symlink_to(shared.parent / "data" / "secrets", target_is_directory=True)
+    alias = shared.parent / "alias"
+    alias.symlink_to(shared, target_is_directory=True)
+    embedder, metadata = FakeEmbedder(), FakeMetadata()
+    importer = rooted_importer(edge_store, embedder, metadata, shared.parent / "data")
+    rooted = dataclasses.replace(spec(alias / "docs"), source_root=str(alias))
+
+    summary = await importer.run(rooted)
+
+    assert summary.state == operation_pb2.OPERATION_STATE_SUCCEEDED
+    assert list(metadata.documents) == [str(docs / "a.txt")]  # the real path
+    assert summary.errors == []  # the links into the data directory are not even named
+    assert not any("secret" in text for text in embedder.tokenized)
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [("swap-for-link-out", OUTSIDE), ("remove", MISSING_INSIDE)],
+)
+async def test_a_folder_no_longer_in_its_source_at_job_start_fails_the_operation(
+    edge_store: EdgeVectorStore, shared: Path, change: str, reason: str
+) -> None:
+    await edge_store.create_collection("books", DIMS)
+    docs = shared / "docs"
+    rooted = dataclasses.replace(spec(docs), source_root=str(shared))
+    # The request was checked; then, before the job starts, the folder goes.
+    docs.rename(shared.parent / "moved")
+    if change == "swap-for-link-out":
+        docs.symlink_to(shared.parent / "private", target_is_directory=True)
+    embedder, metadata = FakeEmbedder(), FakeMetadata()
+    importer = rooted_importer(edge_store, embedder, metadata, shared.parent / "data")
+
+    summary = await importer.run(rooted)
+
+    assert summary.state == operation_pb2.OPERATION_STATE_FAILED
+    message = f"the source folder cannot be imported: source_path: {reason}"
+    assert summary.error_message == message
+    assert [u.state for u in metadata.updates] == [operation_pb2.OPERATION_STATE_FAILED]
+    assert metadata.updates[-1].error_message == message
+    assert metadata.documents == {}
+    assert embedder.tokenized == []
+
+
+async def test_an_unrooted_import_of_a_protected_folder_fails(
+    edge_store: EdgeVectorStore, shared: Path
+) -> None:
+    await edge_store.create_collection("books", DIMS)
+    data = shared.parent / "data"
+    embedder, metadata = FakeEmbedder(), FakeMetadata()
+    importer = rooted_importer(edge_store, embedder, metadata, data)
+
+    summary = await importer.run(spec(data / "secrets"))
+
+    assert summary.state == operation_pb2.OPERATION_STATE_FAILED
+    assert "protected folder" in summary.error_message
+    assert metadata.documents == {}
+    assert embedder.tokenized == []

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from services.indexer.extraction.limits import MIB
+from services.indexer.source_paths import PathGuard
 from services.indexer.sources import SourceRootError, content_hash, scan_folder
 from tests.indexer.conftest import make_unlistable
 
@@ -239,3 +240,50 @@ def test_content_hash_streams_the_whole_file(tmp_path: Path) -> None:
     path.write_bytes(data)
     assert content_hash(path) == hashlib.sha256(data).hexdigest()
     assert content_hash(str(path)) == hashlib.sha256(data).hexdigest()
+
+
+def test_protected_folders_are_left_out_silently(root: Path) -> None:
+    data = root / "data"  # the data directory, inside the source
+    write(data / "secrets" / "jwt-key.txt", "secret")
+    # The data directory is not entered at all, even for its readable
+    # `sources/`: those are sources of their own.
+    write(data / "sources" / "default" / "shared.md")
+    write(root / "notes" / "a.md")
+    (root / "notes" / "keys").symlink_to(data / "secrets", target_is_directory=True)
+    (root / "notes" / "key.txt").symlink_to(data / "secrets" / "jwt-key.txt")
+    guard = PathGuard.build(data_dir=str(data), vector_data_dir=str(root / "vectors"))
+    write(root / "vectors" / "books" / "segment.txt")
+
+    scan = scan_folder(root, SUFFIXES, guard=guard)
+
+    assert names(root, scan.files) == {"notes/a.md"}
+    assert scan.problems == []  # not even named, like an excluded folder
+    assert scan.unlisted == []
+
+
+def test_a_symlink_into_a_protected_folder_outside_is_not_followed(
+    root: Path, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    write(data / "secrets" / "token.txt", "secret")
+    (root / "secrets").symlink_to(data / "secrets", target_is_directory=True)
+    (root / "token.txt").symlink_to(data / "secrets" / "token.txt")
+    (root / "proc").symlink_to("/proc/self", target_is_directory=True)
+    write(root / "kept.md")
+
+    scan = scan_folder(root, SUFFIXES, guard=PathGuard.build(data_dir=str(data)))
+
+    assert names(root, scan.files) == {"kept.md"}
+    assert scan.problems == []
+
+
+def test_a_protected_root_is_not_scanned(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    write(data / "secrets" / "token.txt")
+    guard = PathGuard.build(data_dir=str(data))
+    for root in (data, data / "secrets", Path("/proc"), Path("/")):
+        with pytest.raises(SourceRootError, match="protected folder"):
+            scan_folder(root, SUFFIXES, guard=guard)
+    write(data / "sources" / "x" / "a.md")
+    scan = scan_folder(data / "sources" / "x", SUFFIXES, guard=guard)
+    assert names(data / "sources" / "x", scan.files) == {"a.md"}

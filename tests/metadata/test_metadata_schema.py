@@ -1,6 +1,7 @@
 """The Alembic migrations on a real PostgreSQL: up, down to nothing, up again;
 the models agree with them; 0001 data survives 0002 both ways; 0003 replaces
-0002's unused account tables and gives them back on downgrade."""
+0002's unused account tables and gives them back on downgrade. (0006's
+registration of imported folders: test_metadata_sources.py.)"""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import asyncpg  # type: ignore[import-untyped]
 import pytest
@@ -27,6 +29,8 @@ PARTITIONS = {partition_name(key) for key in range(PARTITION_COUNT)}
 ACCOUNT_TABLES_0002 = {"users", "roles", "user_roles", "api_keys"}
 ACCOUNT_TABLES = {"users", "refresh_tokens", "collection_grants", "api_keys"}
 TABLES = TABLES_0001 | ACCOUNT_TABLES | PARTITIONS
+SOURCE_TABLES = {"sources", "source_grants"}
+HEAD_TABLES = TABLES | SOURCE_TABLES
 VIEWS = {
     "chunk_partition_rows",
     "chunk_partition_skew",
@@ -35,17 +39,24 @@ VIEWS = {
 }
 
 
+@asynccontextmanager
+async def scratch_database(postgres: PostgresServer, name: str) -> AsyncIterator[str]:
+    """The URL of an empty database `name`, dropped afterwards."""
+    admin = await asyncpg.connect(postgres.url)
+    try:
+        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        await admin.execute(f"CREATE DATABASE {name}")
+        yield postgres.url.rsplit("/", 1)[0] + f"/{name}"
+        await admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+    finally:
+        await admin.close()
+
+
 @pytest.fixture
 async def scratch_url(postgres: PostgresServer) -> AsyncIterator[str]:
     """A database of its own, so the running service's schema is untouched."""
-    admin = await asyncpg.connect(postgres.url)
-    try:
-        await admin.execute("DROP DATABASE IF EXISTS migrations_check")
-        await admin.execute("CREATE DATABASE migrations_check")
-        yield postgres.url.rsplit("/", 1)[0] + "/migrations_check"
-        await admin.execute("DROP DATABASE migrations_check WITH (FORCE)")
-    finally:
-        await admin.close()
+    async with scratch_database(postgres, "migrations_check") as url:
+        yield url
 
 
 async def tables_and_version(url: str) -> tuple[set[str], str | None]:
@@ -83,7 +94,7 @@ async def test_upgrade_downgrade_upgrade(scratch_url: str) -> None:
 
     # The service's own path (async engine, asyncpg driver).
     await schema.migrate(scratch_url)
-    assert await tables_and_version(scratch_url) == (TABLES | VIEWS, schema.head_revision())
+    assert await tables_and_version(scratch_url) == (HEAD_TABLES | VIEWS, schema.head_revision())
     # Migrating again at head is a no-op, as on every service start.
     await schema.migrate(scratch_url)
 
@@ -92,11 +103,11 @@ async def test_upgrade_downgrade_upgrade(scratch_url: str) -> None:
 
     # The command-line path through env.py.
     alembic_cli(scratch_url, "upgrade", "head")
-    assert await tables_and_version(scratch_url) == (TABLES | VIEWS, schema.head_revision())
+    assert await tables_and_version(scratch_url) == (HEAD_TABLES | VIEWS, schema.head_revision())
     alembic_cli(scratch_url, "downgrade", "base")
     assert await tables_and_version(scratch_url) == (set(), None)
     alembic_cli(scratch_url, "upgrade", "head")
-    assert await tables_and_version(scratch_url) == (TABLES | VIEWS, schema.head_revision())
+    assert await tables_and_version(scratch_url) == (HEAD_TABLES | VIEWS, schema.head_revision())
 
 
 async def test_models_agree_with_the_migrations(scratch_url: str) -> None:

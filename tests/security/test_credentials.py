@@ -28,6 +28,7 @@ from semantik.v1 import (
     grant_pb2,
     operation_pb2,
     search_pb2,
+    source_pb2,
     user_pb2,
 )
 from semantik_runner import secret_files
@@ -71,8 +72,18 @@ def people(
         )
     corpus = tmp_path_factory.mktemp("cr-corpus")
     (corpus / "secret.txt").write_text("Alice's secret plans for the garden.\n", encoding="utf-8")
+    # Editors import from sources an admin registered for them.
+    api.sources.CreateSource(
+        source_pb2.CreateSourceRequest(
+            source_id="cr-corpus",
+            source=source_pb2.Source(path=str(corpus), owner="users/cr-alice"),
+        ),
+        timeout=30,
+    )
     operation = alice.documents.ImportDocuments(
-        document_pb2.ImportDocumentsRequest(parent="collections/cr-alice", source_path=str(corpus)),
+        document_pb2.ImportDocumentsRequest(
+            parent="collections/cr-alice", source="sources/cr-corpus"
+        ),
         timeout=30,
     )
     assert alice.wait_done(operation.name).state == operation_pb2.OPERATION_STATE_SUCCEEDED

@@ -310,5 +310,6 @@ def test_descriptors_cover_the_public_api() -> None:
         "semantik.v1.DocumentService",
         "semantik.v1.OperationService",
         "semantik.v1.SearchService",
+        "semantik.v1.SourceService",
     } <= services
     assert all(m.routes for m in METHODS), [m.path for m in METHODS if not m.routes]

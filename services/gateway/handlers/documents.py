@@ -9,7 +9,8 @@ from servicekit.errors import FieldViolations
 from servicekit.grpc_types import ServicerContext
 from services.gateway import validation
 from services.gateway.downstream import Downstreams
-from services.gateway.imports import queue_import
+from services.gateway.imports import folder_to_import, queue_import
+from services.gateway.security import principal
 
 Context = ServicerContext
 
@@ -26,9 +27,15 @@ class DocumentHandler(document_pb2_grpc.DocumentServiceServicer):  # type: ignor
     ) -> operation_pb2.Operation:
         violations = FieldViolations()
         validation.collection_id_of(request.parent, "parent", violations)
-        validation.check_text(
-            request.source_path, "source_path", violations, max_chars=4096, required=True
-        )
+        if request.source and request.source_path:
+            violations.add("source", "set source (and path) or source_path, not both")
+        elif request.source_path:
+            validation.check_text(
+                request.source_path, "source_path", violations, max_chars=4096, required=True
+            )
+        else:
+            validation.source_id_of(request.source, "source", violations)
+            validation.check_text(request.path, "path", violations, max_chars=4096, required=False)
         for field in ("include_globs", "exclude_globs"):
             globs = getattr(request, field)
             if len(globs) > MAX_GLOBS:
@@ -41,17 +48,19 @@ class DocumentHandler(document_pb2_grpc.DocumentServiceServicer):  # type: ignor
             violations.add("max_file_bytes", "must not be negative")
         violations.raise_if_any()
 
+        timeout_s = remaining(context, self._timeout_s)
+        folder = await folder_to_import(self._d, principal.current(), request, timeout_s)
         return await queue_import(
             self._d,
             operation_pb2.Operation(
                 kind=operation_pb2.OPERATION_KIND_IMPORT_DOCUMENTS,
                 collection=request.parent,
-                source_path=request.source_path,
                 include_globs=request.include_globs,
                 exclude_globs=request.exclude_globs,
                 max_file_bytes=request.max_file_bytes,
             ),
-            remaining(context, self._timeout_s),
+            folder,
+            timeout_s,
         )
 
     async def GetDocument(

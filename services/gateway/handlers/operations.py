@@ -12,7 +12,7 @@ from servicekit.errors import FieldViolations, failed_precondition
 from servicekit.grpc_types import ServicerContext
 from services.gateway import validation
 from services.gateway.downstream import Downstreams
-from services.gateway.imports import queue_import
+from services.gateway.imports import folder_to_retry, queue_import
 from services.gateway.security import principal
 
 Context = ServicerContext
@@ -126,17 +126,20 @@ class OperationHandler(operation_pb2_grpc.OperationServiceServicer):  # type: ig
                     violation_type="NOTHING_TO_RETRY",
                 )
             retry_paths = sorted(failed)
+        timeout_s = remaining(context, self._timeout_s)
+        # The retrier needs the source as much as an importer does.
+        folder = await folder_to_retry(self._d, principal.current(), original, timeout_s)
         return await queue_import(
             self._d,
             operation_pb2.Operation(
                 kind=operation_pb2.OPERATION_KIND_RETRY_DOCUMENTS,
                 collection=original.collection,
-                source_path=original.source_path,
                 include_globs=original.include_globs,
                 exclude_globs=original.exclude_globs,
                 max_file_bytes=original.max_file_bytes,
                 retry_of=original.name,
             ),
-            remaining(context, self._timeout_s),
+            folder,
+            timeout_s,
             retry_paths=retry_paths,
         )

@@ -24,7 +24,7 @@ from servicekit.errors import (
     unauthenticated,
 )
 from servicekit.grpc_types import ServicerContext
-from services.gateway.security import credentials, principal
+from services.gateway.security import credentials, principal, source_access
 from services.gateway.security.credentials import AccessTokens, InvalidCredential
 from services.gateway.security.policy import POLICY, PUBLIC_PACKAGE_PREFIX, Access, Rule
 from services.gateway.security.principal import (
@@ -163,7 +163,7 @@ class Authenticator:
         if caller is None:
             raise unauthenticated(CREDENTIALS_REQUIRED)
         rpc = method.rsplit("/", 1)[-1]
-        if rule.access in (Access.USER, Access.ADMIN) and caller.key is not None:
+        if rule.access in (Access.USER, Access.ADMIN, Access.SOURCE) and caller.key is not None:
             raise permission_denied(f"API keys cannot call {rpc}; sign in as a user")
         if rule.access is Access.ADMIN and not caller.is_admin:
             raise permission_denied(f"{rpc} needs the admin role")
@@ -187,6 +187,17 @@ class Authenticator:
                 raise permission_denied(
                     f"{rpc} needs {rule.permission.name} on collections/{collection_id}"
                 )
+        if rule.access is Access.SOURCE:
+            assert rule.target is not None and rule.permission is not None
+            source_id = named[0][1]
+            await source_access.require(
+                self._metadata,
+                caller,
+                f"sources/{source_id}",
+                rule.permission,
+                timeout_s=remaining(context, self._timeout_s),
+                rpc=rpc,
+            )
         if rule.access is Access.COLLECTION:
             assert rule.target is not None and rule.permission is not None
             for name, collection_id in named:

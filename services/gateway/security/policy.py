@@ -26,9 +26,12 @@ COLLECTION = "semantik.io/Collection"
 DOCUMENT = "semantik.io/Document"
 GRANT = "semantik.io/Grant"
 OPERATION = "semantik.io/Operation"
+SOURCE = "semantik.io/Source"
+SOURCE_GRANT = "semantik.io/SourceGrant"
 
 MAX_SEARCH_COLLECTIONS = 20
 _GRANT_NAME = re.compile(r"^collections/([a-z][a-z0-9-]{0,62})/grants/([a-z][a-z0-9-]{0,62})$")
+_SOURCE_GRANT_NAME = re.compile(r"^sources/([a-z][a-z0-9-]{0,62})/grants/([a-z][a-z0-9-]{0,62})$")
 
 
 class Access(enum.Enum):
@@ -47,6 +50,10 @@ class Access(enum.Enum):
     # `permission` on the collection of the operation the request names
     # (found by reading the operation).
     OPERATION = "operation"
+    # A signed-in user (keys are refused: their scope is collections) with
+    # `permission` on the source the request names (found by reading the
+    # source and the caller's role on it from metadata).
+    SOURCE = "source"
 
 
 @dataclass(frozen=True)
@@ -88,17 +95,27 @@ def _document(value: str, field: str, violations: FieldViolations) -> str:
     return "" if violations else value.split("/")[1]
 
 
-def _grant(value: str, field: str, violations: FieldViolations) -> str:
-    match = _GRANT_NAME.match(value)
-    if match is None:
-        violations.add(
-            field,
-            f"{value!r} is not a grant name (collections/{{collection}}/grants/{{user}})"
-            if value
-            else "required, as collections/{collection}/grants/{user}",
-        )
-        return ""
-    return match.group(1)
+IdOf = Callable[[str, str, FieldViolations], str]
+
+
+def _grant_of(pattern: re.Pattern[str], template: str) -> IdOf:
+    def parent_id(value: str, field: str, violations: FieldViolations) -> str:
+        match = pattern.match(value)
+        if match is None:
+            shape = f"{value!r} is not a grant name ({template})"
+            violations.add(field, shape if value else f"required, as {template}")
+            return ""
+        return match.group(1)
+
+    return parent_id
+
+
+_grant = _grant_of(_GRANT_NAME, "collections/{collection}/grants/{user}")
+_source_grant = _grant_of(_SOURCE_GRANT_NAME, "sources/{source}/grants/{user}")
+
+
+def _source(value: str, field: str, violations: FieldViolations) -> str:
+    return validation.source_id_of(value, field, violations)
 
 
 def _new_collection(value: str, field: str, violations: FieldViolations) -> str:
@@ -144,6 +161,11 @@ def _on(
     return Rule(
         Access.COLLECTION, permission, Target(field, resource_type, extract), changes_access
     )
+
+
+def _on_source(permission: Permission, field: str, resource_type: str = SOURCE) -> Rule:
+    extract = {SOURCE: _source, SOURCE_GRANT: _source_grant}[resource_type]
+    return Rule(Access.SOURCE, permission, Target(field, resource_type, extract))
 
 
 READ, WRITE, MANAGE = Permission.READ, Permission.WRITE, Permission.MANAGE
@@ -205,6 +227,14 @@ POLICY: Mapping[str, Rule] = {
     "/semantik.v1.OperationService/RetryOperation": Rule(
         Access.OPERATION, WRITE, Target("name", OPERATION, _operation)
     ),
+    # SourceService (source.proto): READ = may import from it, MANAGE = owner
+    "/semantik.v1.SourceService/CreateSource": ADMIN,
+    "/semantik.v1.SourceService/GetSource": _on_source(READ, "name"),
+    "/semantik.v1.SourceService/ListSources": USER,
+    "/semantik.v1.SourceService/DeleteSource": _on_source(MANAGE, "name"),
+    "/semantik.v1.SourceService/SetSourceGrant": _on_source(MANAGE, "parent"),
+    "/semantik.v1.SourceService/ListSourceGrants": _on_source(MANAGE, "parent"),
+    "/semantik.v1.SourceService/DeleteSourceGrant": _on_source(MANAGE, "name", SOURCE_GRANT),
     # SearchService (search.proto)
     "/semantik.v1.SearchService/Search": Rule(Access.COLLECTION, READ, SEARCH_COLLECTIONS),
 }

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
-from semantik.v1 import api_key_pb2, grant_pb2, user_pb2
+from semantik.v1 import api_key_pb2, grant_pb2, source_pb2, user_pb2
 
 
 class Permission(IntEnum):
@@ -26,6 +26,12 @@ ROLE_PERMISSIONS: Mapping[int, frozenset[Permission]] = {
     grant_pb2.COLLECTION_ROLE_OWNER: frozenset(Permission),
     grant_pb2.COLLECTION_ROLE_EDITOR: frozenset({Permission.READ, Permission.WRITE}),
     grant_pb2.COLLECTION_ROLE_VIEWER: frozenset({Permission.READ}),
+}
+# On a source, READ is "may import from it"; MANAGE is "may delete it and
+# manage its grants".
+SOURCE_ROLE_PERMISSIONS: Mapping[int, frozenset[Permission]] = {
+    source_pb2.SOURCE_ROLE_OWNER: frozenset(Permission),
+    source_pb2.SOURCE_ROLE_READER: frozenset({Permission.READ}),
 }
 VERB_PERMISSIONS: Mapping[int, Permission] = {
     api_key_pb2.API_KEY_VERB_READ: Permission.READ,
@@ -67,6 +73,12 @@ class Principal:
 
     def can_create(self, collection_id: str) -> bool:
         return self.role in CREATOR_ROLES and self._key_allows(Permission.WRITE, collection_id)
+
+    def can_use_source(self, permission: Permission, role: int) -> bool:
+        """`permission` on a source where the caller's own role is `role`
+        (UNSPECIFIED: none). Admins may do anything with any source; the
+        collection scope of a key does not reach sources."""
+        return self.is_admin or permission in SOURCE_ROLE_PERMISSIONS.get(role, frozenset())
 
     def readable_collections(self) -> frozenset[str] | None:
         """Collection ids this caller may read; None means every collection."""

@@ -48,18 +48,22 @@ class Document(_message.Message):
     def __init__(self, name: _Optional[str] = ..., source_path: _Optional[str] = ..., content_hash: _Optional[str] = ..., size_bytes: _Optional[int] = ..., mime_type: _Optional[str] = ..., state: _Optional[_Union[DocumentState, str]] = ..., error: _Optional[str] = ..., chunk_count: _Optional[int] = ..., modify_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ImportDocumentsRequest(_message.Message):
-    __slots__ = ("parent", "source_path", "include_globs", "exclude_globs", "max_file_bytes")
+    __slots__ = ("parent", "source_path", "include_globs", "exclude_globs", "max_file_bytes", "source", "path")
     PARENT_FIELD_NUMBER: _ClassVar[int]
     SOURCE_PATH_FIELD_NUMBER: _ClassVar[int]
     INCLUDE_GLOBS_FIELD_NUMBER: _ClassVar[int]
     EXCLUDE_GLOBS_FIELD_NUMBER: _ClassVar[int]
     MAX_FILE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
     parent: str
     source_path: str
     include_globs: _containers.RepeatedScalarFieldContainer[str]
     exclude_globs: _containers.RepeatedScalarFieldContainer[str]
     max_file_bytes: int
-    def __init__(self, parent: _Optional[str] = ..., source_path: _Optional[str] = ..., include_globs: _Optional[_Iterable[str]] = ..., exclude_globs: _Optional[_Iterable[str]] = ..., max_file_bytes: _Optional[int] = ...) -> None: ...
+    source: str
+    path: str
+    def __init__(self, parent: _Optional[str] = ..., source_path: _Optional[str] = ..., include_globs: _Optional[_Iterable[str]] = ..., exclude_globs: _Optional[_Iterable[str]] = ..., max_file_bytes: _Optional[int] = ..., source: _Optional[str] = ..., path: _Optional[str] = ...) -> None: ...
 
 class GetDocumentRequest(_message.Message):
     __slots__ = ("name",)

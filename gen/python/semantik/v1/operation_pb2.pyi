@@ -74,7 +74,7 @@ class DocumentError(_message.Message):
     def __init__(self, source_path: _Optional[str] = ..., reason: _Optional[str] = ..., attempts: _Optional[int] = ...) -> None: ...
 
 class Operation(_message.Message):
-    __slots__ = ("name", "kind", "collection", "state", "done", "progress", "error", "document_errors", "create_time", "update_time", "end_time", "source_path", "dead_letters", "cancel_requested", "retry_of", "include_globs", "exclude_globs", "max_file_bytes")
+    __slots__ = ("name", "kind", "collection", "state", "done", "progress", "error", "document_errors", "create_time", "update_time", "end_time", "source_path", "dead_letters", "cancel_requested", "retry_of", "include_globs", "exclude_globs", "max_file_bytes", "source")
     NAME_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
@@ -93,6 +93,7 @@ class Operation(_message.Message):
     INCLUDE_GLOBS_FIELD_NUMBER: _ClassVar[int]
     EXCLUDE_GLOBS_FIELD_NUMBER: _ClassVar[int]
     MAX_FILE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
     name: str
     kind: OperationKind
     collection: str
@@ -111,7 +112,8 @@ class Operation(_message.Message):
     include_globs: _containers.RepeatedScalarFieldContainer[str]
     exclude_globs: _containers.RepeatedScalarFieldContainer[str]
     max_file_bytes: int
-    def __init__(self, name: _Optional[str] = ..., kind: _Optional[_Union[OperationKind, str]] = ..., collection: _Optional[str] = ..., state: _Optional[_Union[OperationState, str]] = ..., done: _Optional[bool] = ..., progress: _Optional[_Union[OperationProgress, _Mapping]] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., document_errors: _Optional[_Iterable[_Union[DocumentError, _Mapping]]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., source_path: _Optional[str] = ..., dead_letters: _Optional[_Iterable[_Union[DocumentError, _Mapping]]] = ..., cancel_requested: _Optional[bool] = ..., retry_of: _Optional[str] = ..., include_globs: _Optional[_Iterable[str]] = ..., exclude_globs: _Optional[_Iterable[str]] = ..., max_file_bytes: _Optional[int] = ...) -> None: ...
+    source: str
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[_Union[OperationKind, str]] = ..., collection: _Optional[str] = ..., state: _Optional[_Union[OperationState, str]] = ..., done: _Optional[bool] = ..., progress: _Optional[_Union[OperationProgress, _Mapping]] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., document_errors: _Optional[_Iterable[_Union[DocumentError, _Mapping]]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., source_path: _Optional[str] = ..., dead_letters: _Optional[_Iterable[_Union[DocumentError, _Mapping]]] = ..., cancel_requested: _Optional[bool] = ..., retry_of: _Optional[str] = ..., include_globs: _Optional[_Iterable[str]] = ..., exclude_globs: _Optional[_Iterable[str]] = ..., max_file_bytes: _Optional[int] = ..., source: _Optional[str] = ...) -> None: ...
 
 class GetOperationRequest(_message.Message):
     __slots__ = ("name",)

@@ -31,7 +31,7 @@ class DeleteVectorCollectionResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class StartImportRequest(_message.Message):
-    __slots__ = ("operation_id", "collection_id", "source_path", "chunk_tokens", "overlap_tokens", "validate_only", "chunking_strategy", "include_globs", "exclude_globs", "max_file_bytes", "retry_paths")
+    __slots__ = ("operation_id", "collection_id", "source_path", "chunk_tokens", "overlap_tokens", "validate_only", "chunking_strategy", "include_globs", "exclude_globs", "max_file_bytes", "retry_paths", "source_root")
     OPERATION_ID_FIELD_NUMBER: _ClassVar[int]
     COLLECTION_ID_FIELD_NUMBER: _ClassVar[int]
     SOURCE_PATH_FIELD_NUMBER: _ClassVar[int]
@@ -43,6 +43,7 @@ class StartImportRequest(_message.Message):
     EXCLUDE_GLOBS_FIELD_NUMBER: _ClassVar[int]
     MAX_FILE_BYTES_FIELD_NUMBER: _ClassVar[int]
     RETRY_PATHS_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_ROOT_FIELD_NUMBER: _ClassVar[int]
     operation_id: str
     collection_id: str
     source_path: str
@@ -54,7 +55,24 @@ class StartImportRequest(_message.Message):
     exclude_globs: _containers.RepeatedScalarFieldContainer[str]
     max_file_bytes: int
     retry_paths: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, operation_id: _Optional[str] = ..., collection_id: _Optional[str] = ..., source_path: _Optional[str] = ..., chunk_tokens: _Optional[int] = ..., overlap_tokens: _Optional[int] = ..., validate_only: _Optional[bool] = ..., chunking_strategy: _Optional[_Union[_collection_pb2.ChunkingStrategy, str]] = ..., include_globs: _Optional[_Iterable[str]] = ..., exclude_globs: _Optional[_Iterable[str]] = ..., max_file_bytes: _Optional[int] = ..., retry_paths: _Optional[_Iterable[str]] = ...) -> None: ...
+    source_root: str
+    def __init__(self, operation_id: _Optional[str] = ..., collection_id: _Optional[str] = ..., source_path: _Optional[str] = ..., chunk_tokens: _Optional[int] = ..., overlap_tokens: _Optional[int] = ..., validate_only: _Optional[bool] = ..., chunking_strategy: _Optional[_Union[_collection_pb2.ChunkingStrategy, str]] = ..., include_globs: _Optional[_Iterable[str]] = ..., exclude_globs: _Optional[_Iterable[str]] = ..., max_file_bytes: _Optional[int] = ..., retry_paths: _Optional[_Iterable[str]] = ..., source_root: _Optional[str] = ...) -> None: ...
+
+class ResolveSourcePathRequest(_message.Message):
+    __slots__ = ("root", "path")
+    ROOT_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    root: str
+    path: str
+    def __init__(self, root: _Optional[str] = ..., path: _Optional[str] = ...) -> None: ...
+
+class ResolveSourcePathResponse(_message.Message):
+    __slots__ = ("root", "path")
+    ROOT_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    root: str
+    path: str
+    def __init__(self, root: _Optional[str] = ..., path: _Optional[str] = ...) -> None: ...
 
 class StartImportResponse(_message.Message):
     __slots__ = ("job_id",)

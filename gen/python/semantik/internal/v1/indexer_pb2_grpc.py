@@ -51,6 +51,11 @@ class IndexerServiceStub:
                 request_serializer=semantik_dot_internal_dot_v1_dot_indexer__pb2.StartImportRequest.SerializeToString,
                 response_deserializer=semantik_dot_internal_dot_v1_dot_indexer__pb2.StartImportResponse.FromString,
                 _registered_method=True)
+        self.ResolveSourcePath = channel.unary_unary(
+                '/semantik.internal.v1.IndexerService/ResolveSourcePath',
+                request_serializer=semantik_dot_internal_dot_v1_dot_indexer__pb2.ResolveSourcePathRequest.SerializeToString,
+                response_deserializer=semantik_dot_internal_dot_v1_dot_indexer__pb2.ResolveSourcePathResponse.FromString,
+                _registered_method=True)
         self.QueryVectors = channel.unary_unary(
                 '/semantik.internal.v1.IndexerService/QueryVectors',
                 request_serializer=semantik_dot_internal_dot_v1_dot_indexer__pb2.QueryVectorsRequest.SerializeToString,
@@ -84,6 +89,17 @@ class IndexerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ResolveSourcePath(self, request, context):
+        """Resolves a folder inside a source as this process sees it (the one that
+        reads it): symlinks resolved, `..` refused, the result inside `root`,
+        not a system folder nor the data directory, an existing readable folder.
+        INVALID_ARGUMENT naming `root` or `path` otherwise; a path outside the
+        root is refused with the same answer whether or not it exists.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def QueryVectors(self, request, context):
         """Best chunks for a query: dense (nearest to `vector`), sparse (BM25 of
         `query_text`, analysed here as at index time) or hybrid (both, fused in
@@ -112,6 +128,11 @@ def add_IndexerServiceServicer_to_server(servicer, server):
                     servicer.StartImport,
                     request_deserializer=semantik_dot_internal_dot_v1_dot_indexer__pb2.StartImportRequest.FromString,
                     response_serializer=semantik_dot_internal_dot_v1_dot_indexer__pb2.StartImportResponse.SerializeToString,
+            ),
+            'ResolveSourcePath': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResolveSourcePath,
+                    request_deserializer=semantik_dot_internal_dot_v1_dot_indexer__pb2.ResolveSourcePathRequest.FromString,
+                    response_serializer=semantik_dot_internal_dot_v1_dot_indexer__pb2.ResolveSourcePathResponse.SerializeToString,
             ),
             'QueryVectors': grpc.unary_unary_rpc_method_handler(
                     servicer.QueryVectors,
@@ -202,6 +223,33 @@ class IndexerService:
             '/semantik.internal.v1.IndexerService/StartImport',
             semantik_dot_internal_dot_v1_dot_indexer__pb2.StartImportRequest.SerializeToString,
             semantik_dot_internal_dot_v1_dot_indexer__pb2.StartImportResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResolveSourcePath(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/semantik.internal.v1.IndexerService/ResolveSourcePath',
+            semantik_dot_internal_dot_v1_dot_indexer__pb2.ResolveSourcePathRequest.SerializeToString,
+            semantik_dot_internal_dot_v1_dot_indexer__pb2.ResolveSourcePathResponse.FromString,
             options,
             channel_credentials,
             insecure,

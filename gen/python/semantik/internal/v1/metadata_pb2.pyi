@@ -6,6 +6,7 @@ from semantik.v1 import collection_pb2 as _collection_pb2
 from semantik.v1 import document_pb2 as _document_pb2
 from semantik.v1 import grant_pb2 as _grant_pb2
 from semantik.v1 import operation_pb2 as _operation_pb2
+from semantik.v1 import source_pb2 as _source_pb2
 from semantik.v1 import user_pb2 as _user_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -547,3 +548,117 @@ class ResolvePrincipalResponse(_message.Message):
     api_key: ApiKeyRecord
     session_revoked: bool
     def __init__(self, user: _Optional[_Union[UserRecord, _Mapping]] = ..., grants: _Optional[_Mapping[str, _grant_pb2.CollectionRole]] = ..., api_key: _Optional[_Union[ApiKeyRecord, _Mapping]] = ..., session_revoked: _Optional[bool] = ...) -> None: ...
+
+class CreateSourceRequest(_message.Message):
+    __slots__ = ("source",)
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    source: _source_pb2.Source
+    def __init__(self, source: _Optional[_Union[_source_pb2.Source, _Mapping]] = ...) -> None: ...
+
+class CreateSourceResponse(_message.Message):
+    __slots__ = ("source",)
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    source: _source_pb2.Source
+    def __init__(self, source: _Optional[_Union[_source_pb2.Source, _Mapping]] = ...) -> None: ...
+
+class GetSourceRequest(_message.Message):
+    __slots__ = ("name", "user_id")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    user_id: str
+    def __init__(self, name: _Optional[str] = ..., user_id: _Optional[str] = ...) -> None: ...
+
+class GetSourceResponse(_message.Message):
+    __slots__ = ("source",)
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    source: _source_pb2.Source
+    def __init__(self, source: _Optional[_Union[_source_pb2.Source, _Mapping]] = ...) -> None: ...
+
+class FindSourceForPathRequest(_message.Message):
+    __slots__ = ("path", "user_id")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    user_id: str
+    def __init__(self, path: _Optional[str] = ..., user_id: _Optional[str] = ...) -> None: ...
+
+class FindSourceForPathResponse(_message.Message):
+    __slots__ = ("source",)
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    source: _source_pb2.Source
+    def __init__(self, source: _Optional[_Union[_source_pb2.Source, _Mapping]] = ...) -> None: ...
+
+class ListSourcesRequest(_message.Message):
+    __slots__ = ("page_size", "page_token", "restrict_user_id")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    RESTRICT_USER_ID_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    restrict_user_id: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., restrict_user_id: _Optional[str] = ...) -> None: ...
+
+class ListSourcesResponse(_message.Message):
+    __slots__ = ("sources", "next_page_token")
+    SOURCES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    sources: _containers.RepeatedCompositeFieldContainer[_source_pb2.Source]
+    next_page_token: str
+    def __init__(self, sources: _Optional[_Iterable[_Union[_source_pb2.Source, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class DeleteSourceRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class DeleteSourceResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class SetSourceGrantRequest(_message.Message):
+    __slots__ = ("source_id", "user_id", "role")
+    SOURCE_ID_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    source_id: str
+    user_id: str
+    role: _source_pb2.SourceRole
+    def __init__(self, source_id: _Optional[str] = ..., user_id: _Optional[str] = ..., role: _Optional[_Union[_source_pb2.SourceRole, str]] = ...) -> None: ...
+
+class SetSourceGrantResponse(_message.Message):
+    __slots__ = ("grant",)
+    GRANT_FIELD_NUMBER: _ClassVar[int]
+    grant: _source_pb2.SourceGrant
+    def __init__(self, grant: _Optional[_Union[_source_pb2.SourceGrant, _Mapping]] = ...) -> None: ...
+
+class ListSourceGrantsRequest(_message.Message):
+    __slots__ = ("source_id", "page_size", "page_token")
+    SOURCE_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    source_id: str
+    page_size: int
+    page_token: str
+    def __init__(self, source_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListSourceGrantsResponse(_message.Message):
+    __slots__ = ("grants", "next_page_token")
+    GRANTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    grants: _containers.RepeatedCompositeFieldContainer[_source_pb2.SourceGrant]
+    next_page_token: str
+    def __init__(self, grants: _Optional[_Iterable[_Union[_source_pb2.SourceGrant, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class DeleteSourceGrantRequest(_message.Message):
+    __slots__ = ("source_id", "user_id")
+    SOURCE_ID_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    source_id: str
+    user_id: str
+    def __init__(self, source_id: _Optional[str] = ..., user_id: _Optional[str] = ...) -> None: ...
+
+class DeleteSourceGrantResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...

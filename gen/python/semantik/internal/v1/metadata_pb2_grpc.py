@@ -186,6 +186,46 @@ class MetadataServiceStub:
                 request_serializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.ResolvePrincipalRequest.SerializeToString,
                 response_deserializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.ResolvePrincipalResponse.FromString,
                 _registered_method=True)
+        self.CreateSource = channel.unary_unary(
+                '/semantik.internal.v1.MetadataService/CreateSource',
+                request_serializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.CreateSourceRequest.SerializeToString,
+                response_deserializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.CreateSourceResponse.FromString,
+                _registered_method=True)
+        self.GetSource = channel.unary_unary(
+                '/semantik.internal.v1.MetadataService/GetSource',
+                request_serializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.GetSourceRequest.SerializeToString,
+                response_deserializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.GetSourceResponse.FromString,
+                _registered_method=True)
+        self.FindSourceForPath = channel.unary_unary(
+                '/semantik.internal.v1.MetadataService/FindSourceForPath',
+                request_serializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.FindSourceForPathRequest.SerializeToString,
+                response_deserializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.FindSourceForPathResponse.FromString,
+                _registered_method=True)
+        self.ListSources = channel.unary_unary(
+                '/semantik.internal.v1.MetadataService/ListSources',
+                request_serializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.ListSourcesRequest.SerializeToString,
+                response_deserializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.ListSourcesResponse.FromString,
+                _registered_method=True)
+        self.DeleteSource = channel.unary_unary(
+                '/semantik.internal.v1.MetadataService/DeleteSource',
+                request_serializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.DeleteSourceRequest.SerializeToString,
+                response_deserializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.DeleteSourceResponse.FromString,
+                _registered_method=True)
+        self.SetSourceGrant = channel.unary_unary(
+                '/semantik.internal.v1.MetadataService/SetSourceGrant',
+                request_serializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.SetSourceGrantRequest.SerializeToString,
+                response_deserializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.SetSourceGrantResponse.FromString,
+                _registered_method=True)
+        self.ListSourceGrants = channel.unary_unary(
+                '/semantik.internal.v1.MetadataService/ListSourceGrants',
+                request_serializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.ListSourceGrantsRequest.SerializeToString,
+                response_deserializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.ListSourceGrantsResponse.FromString,
+                _registered_method=True)
+        self.DeleteSourceGrant = channel.unary_unary(
+                '/semantik.internal.v1.MetadataService/DeleteSourceGrant',
+                request_serializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.DeleteSourceGrantRequest.SerializeToString,
+                response_deserializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.DeleteSourceGrantResponse.FromString,
+                _registered_method=True)
 
 
 class MetadataServiceServicer:
@@ -416,6 +456,64 @@ class MetadataServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateSource(self, request, context):
+        """Sources: folders on the server that imports may read (see
+        semantik.v1.SourceService). Records a source; ALREADY_EXISTS when its id
+        or its path is taken, NOT_FOUND when the owner is absent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSource(self, request, context):
+        """Gets a source with `user_id`'s role on it; NOT_FOUND if absent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FindSourceForPath(self, request, context):
+        """The source whose folder holds `path` (the deepest one); NOT_FOUND if none.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSources(self, request, context):
+        """Lists sources by id: all, or those a user owns or was granted.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteSource(self, request, context):
+        """Deletes a source and its grants; NOT_FOUND if absent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetSourceGrant(self, request, context):
+        """Sets a user's role on a source; NOT_FOUND if either is absent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSourceGrants(self, request, context):
+        """Lists a source's grants by user id; NOT_FOUND if the source is absent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteSourceGrant(self, request, context):
+        """Removes a grant; NOT_FOUND if absent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MetadataServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -568,6 +666,46 @@ def add_MetadataServiceServicer_to_server(servicer, server):
                     servicer.ResolvePrincipal,
                     request_deserializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.ResolvePrincipalRequest.FromString,
                     response_serializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.ResolvePrincipalResponse.SerializeToString,
+            ),
+            'CreateSource': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateSource,
+                    request_deserializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.CreateSourceRequest.FromString,
+                    response_serializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.CreateSourceResponse.SerializeToString,
+            ),
+            'GetSource': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSource,
+                    request_deserializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.GetSourceRequest.FromString,
+                    response_serializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.GetSourceResponse.SerializeToString,
+            ),
+            'FindSourceForPath': grpc.unary_unary_rpc_method_handler(
+                    servicer.FindSourceForPath,
+                    request_deserializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.FindSourceForPathRequest.FromString,
+                    response_serializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.FindSourceForPathResponse.SerializeToString,
+            ),
+            'ListSources': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSources,
+                    request_deserializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.ListSourcesRequest.FromString,
+                    response_serializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.ListSourcesResponse.SerializeToString,
+            ),
+            'DeleteSource': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteSource,
+                    request_deserializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.DeleteSourceRequest.FromString,
+                    response_serializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.DeleteSourceResponse.SerializeToString,
+            ),
+            'SetSourceGrant': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetSourceGrant,
+                    request_deserializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.SetSourceGrantRequest.FromString,
+                    response_serializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.SetSourceGrantResponse.SerializeToString,
+            ),
+            'ListSourceGrants': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSourceGrants,
+                    request_deserializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.ListSourceGrantsRequest.FromString,
+                    response_serializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.ListSourceGrantsResponse.SerializeToString,
+            ),
+            'DeleteSourceGrant': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteSourceGrant,
+                    request_deserializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.DeleteSourceGrantRequest.FromString,
+                    response_serializer=semantik_dot_internal_dot_v1_dot_metadata__pb2.DeleteSourceGrantResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1382,6 +1520,222 @@ class MetadataService:
             '/semantik.internal.v1.MetadataService/ResolvePrincipal',
             semantik_dot_internal_dot_v1_dot_metadata__pb2.ResolvePrincipalRequest.SerializeToString,
             semantik_dot_internal_dot_v1_dot_metadata__pb2.ResolvePrincipalResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateSource(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/semantik.internal.v1.MetadataService/CreateSource',
+            semantik_dot_internal_dot_v1_dot_metadata__pb2.CreateSourceRequest.SerializeToString,
+            semantik_dot_internal_dot_v1_dot_metadata__pb2.CreateSourceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSource(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/semantik.internal.v1.MetadataService/GetSource',
+            semantik_dot_internal_dot_v1_dot_metadata__pb2.GetSourceRequest.SerializeToString,
+            semantik_dot_internal_dot_v1_dot_metadata__pb2.GetSourceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FindSourceForPath(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/semantik.internal.v1.MetadataService/FindSourceForPath',
+            semantik_dot_internal_dot_v1_dot_metadata__pb2.FindSourceForPathRequest.SerializeToString,
+            semantik_dot_internal_dot_v1_dot_metadata__pb2.FindSourceForPathResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSources(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/semantik.internal.v1.MetadataService/ListSources',
+            semantik_dot_internal_dot_v1_dot_metadata__pb2.ListSourcesRequest.SerializeToString,
+            semantik_dot_internal_dot_v1_dot_metadata__pb2.ListSourcesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteSource(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/semantik.internal.v1.MetadataService/DeleteSource',
+            semantik_dot_internal_dot_v1_dot_metadata__pb2.DeleteSourceRequest.SerializeToString,
+            semantik_dot_internal_dot_v1_dot_metadata__pb2.DeleteSourceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetSourceGrant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/semantik.internal.v1.MetadataService/SetSourceGrant',
+            semantik_dot_internal_dot_v1_dot_metadata__pb2.SetSourceGrantRequest.SerializeToString,
+            semantik_dot_internal_dot_v1_dot_metadata__pb2.SetSourceGrantResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSourceGrants(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/semantik.internal.v1.MetadataService/ListSourceGrants',
+            semantik_dot_internal_dot_v1_dot_metadata__pb2.ListSourceGrantsRequest.SerializeToString,
+            semantik_dot_internal_dot_v1_dot_metadata__pb2.ListSourceGrantsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteSourceGrant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/semantik.internal.v1.MetadataService/DeleteSourceGrant',
+            semantik_dot_internal_dot_v1_dot_metadata__pb2.DeleteSourceGrantRequest.SerializeToString,
+            semantik_dot_internal_dot_v1_dot_metadata__pb2.DeleteSourceGrantResponse.FromString,
             options,
             channel_credentials,
             insecure,
