@@ -12,7 +12,7 @@ site=$(.venv/bin/python -c 'import google.api.annotations_pb2 as m, pathlib; pri
 # registry is not needed, so this works offline).
 rm -rf build/third_party
 mkdir -p build/third_party/google/api build/third_party/google/rpc
-cp "$site"/google/api/{annotations,http,field_behavior,resource,client,launch_stage}.proto \
+cp "$site"/google/api/{annotations,http,httpbody,field_behavior,resource,client,launch_stage}.proto \
   build/third_party/google/api/
 cp "$site"/google/rpc/{status,error_details,code}.proto build/third_party/google/rpc/
 

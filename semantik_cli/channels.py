@@ -11,9 +11,11 @@ import grpc
 class BearerAuth(
     grpc.UnaryUnaryClientInterceptor,  # type: ignore[misc]
     grpc.UnaryStreamClientInterceptor,  # type: ignore[misc]
+    grpc.StreamUnaryClientInterceptor,  # type: ignore[misc]
 ):
     """Adds `authorization: Bearer <credential>` (access token or API key) to
-    every call, server streams (WatchOperation) included."""
+    every call, server streams (WatchOperation) and client streams
+    (UploadDocuments) included."""
 
     def __init__(self, credential: str) -> None:
         self._metadata = (("authorization", f"Bearer {credential}"),)
@@ -30,6 +32,11 @@ class BearerAuth(
         self, continuation: Callable[[Any, Any], Any], details: Any, request: Any
     ) -> Any:
         return continuation(self._with_credential(details), request)
+
+    def intercept_stream_unary(
+        self, continuation: Callable[[Any, Any], Any], details: Any, requests: Any
+    ) -> Any:
+        return continuation(self._with_credential(details), requests)
 
 
 def public_channel(target: str, credential: str = "") -> grpc.Channel:

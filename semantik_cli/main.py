@@ -2,6 +2,7 @@
 
     semantik index ./docs --collection notes      # creates the collection if needed, waits
     semantik index --source sources/shared-docs --path team --collection notes
+    semantik index ./docs --upload --collection notes  # send the files (another machine)
     semantik sources                                   # the sources you may import from
     semantik source-add shared-docs /srv/docs          # admins: register a folder
     semantik source-grant shared-docs --user ann       # let ann import from it
@@ -49,11 +50,15 @@ from semantik.v1 import (
     search_pb2_grpc,
     source_pb2,
     source_pb2_grpc,
+    user_pb2,
 )
+from semantik_cli import upload
 from semantik_cli.channels import public_channel
 from semantik_cli.progress import progress_line
 
 TIMEOUT_S = 30.0
+# An upload streams whole files: its deadline is a bound on a stuck transfer.
+UPLOAD_TIMEOUT_S = 3600.0
 RECONNECT_CODES = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
 RECONNECT_DELAY_S = 1.0
 
@@ -171,9 +176,66 @@ def _import_request(client: Client, args: argparse.Namespace) -> Any:
     return request
 
 
+def _is_admin(client: Client) -> bool:
+    try:
+        user = client.auth.GetCurrentUser(auth_pb2.GetCurrentUserRequest(), timeout=TIMEOUT_S)
+    except grpc.RpcError as exc:
+        if exc.code() == grpc.StatusCode.PERMISSION_DENIED:
+            return False  # an API key: never an admin's server path
+        raise
+    return bool(user.role == user_pb2.ROLE_ADMIN)
+
+
+def _not_on_the_server(exc: grpc.RpcError) -> bool:
+    """The server has no such folder (this client is on another machine)."""
+    return exc.code() == grpc.StatusCode.INVALID_ARGUMENT and "does not exist" in (
+        exc.details() or ""
+    )
+
+
+def _upload(client: Client, args: argparse.Namespace) -> int:
+    folder = Path(args.folder).resolve()
+    if not folder.is_dir():
+        raise SystemExit(f"error: {folder} is not a folder")
+    parent = f"collections/{args.collection}"
+    documents: list[Any] = []
+    token = ""
+    while True:
+        page = client.documents.ListDocuments(
+            document_pb2.ListDocumentsRequest(parent=parent, page_size=1000, page_token=token),
+            timeout=TIMEOUT_S,
+        )
+        documents += page.documents
+        token = page.next_page_token
+        if not token:
+            break
+    indexed = upload.indexed_hashes(documents, args.collection)
+    files = upload.local_files(folder)
+    pending = [f for f in files if indexed.get(f.name) != f.sha256]
+    print(f"uploading {len(pending)} of {len(files)} files ({len(files) - len(pending)} indexed)")
+    if not pending:
+        return 0
+    operation = client.documents.UploadDocuments(
+        upload.messages(parent, pending), timeout=UPLOAD_TIMEOUT_S
+    )
+    return _finished(client, operation, not args.no_wait)
+
+
 def cmd_index(client: Client, args: argparse.Namespace) -> int:
+    """A source's folder is imported; a folder no source holds is uploaded,
+    except by an admin, whose server path it may be (registered as a source)."""
     _ensure_collection(client, args.collection)
-    operation = client.documents.ImportDocuments(_import_request(client, args), timeout=TIMEOUT_S)
+    if args.upload:
+        return _upload(client, args)
+    request = _import_request(client, args)
+    if request.source_path and not _is_admin(client):
+        return _upload(client, args)
+    try:
+        operation = client.documents.ImportDocuments(request, timeout=TIMEOUT_S)
+    except grpc.RpcError as exc:
+        if not (request.source_path and _not_on_the_server(exc)):
+            raise
+        return _upload(client, args)
     return _finished(client, operation, not args.no_wait)
 
 
@@ -336,6 +398,7 @@ def main(argv: list[str] | None = None) -> int:
     index.add_argument("--source", help="sources/<id>: import from this source")
     index.add_argument("--path", help="with --source: a folder inside it")
     index.add_argument("--collection", required=True)
+    index.add_argument("--upload", action="store_true", help="upload the folder's files")
     index.add_argument("--no-wait", action="store_true", help="return once the job is queued")
     index.set_defaults(run=cmd_index)
     sources = commands.add_parser("sources", help="list the sources you may import from")

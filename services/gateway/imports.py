@@ -36,6 +36,8 @@ ADMIN_PATHS_ONLY = (
     "granted (source) and a folder inside it (path)"
 )
 MAX_GENERATED_ID = 54
+# Retries of retries followed back to the operation they began with.
+MAX_RETRY_CHAIN = 32
 
 
 @dataclass(frozen=True)
@@ -140,6 +142,28 @@ async def _registered(
     raise AssertionError("unreachable")  # the second round returns or raises
 
 
+def upload_folder(folder: str) -> ImportFolder:
+    """A collection's upload area (the indexer's real path): no registered
+    source; those who may write the collection may import it."""
+    return ImportFolder(source_pb2.Source(path=folder), folder)
+
+
+async def _is_upload(
+    downstream: Downstreams, operation: operation_pb2.Operation, timeout_s: float
+) -> bool:
+    """Whether `operation` indexes an upload area: an upload, or a retry of
+    one (followed back through `retry_of`)."""
+    for _ in range(MAX_RETRY_CHAIN):
+        if operation.kind != operation_pb2.OPERATION_KIND_RETRY_DOCUMENTS:
+            return operation.kind == operation_pb2.OPERATION_KIND_UPLOAD_DOCUMENTS
+        operation = (
+            await downstream.metadata.GetOperation(
+                metadata_pb2.GetOperationRequest(name=operation.retry_of), timeout=timeout_s
+            )
+        ).operation
+    return False
+
+
 def _admin_path(caller: Principal) -> None:
     if not caller.is_admin or caller.key is not None:
         raise permission_denied(ADMIN_PATHS_ONLY)
@@ -173,6 +197,8 @@ async def folder_to_retry(
     timeout_s: float,
 ) -> ImportFolder:
     """The folder of `original`, if the caller may still read its source."""
+    if not original.source and await _is_upload(downstream, original, timeout_s):
+        return upload_folder(original.source_path)
     if not original.source:
         # Recorded before sources existed and not migrated: admins only.
         _admin_path(caller)

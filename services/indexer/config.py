@@ -17,6 +17,8 @@ class IndexerConfig:
     # The deployment's data directory (secrets, databases): no import reads
     # it, save its `sources/` and `uploads/`. Empty: none.
     data_dir: str
+    # The most bytes one WriteUpload stream may write (into `data_dir/uploads`).
+    upload_max_bytes: int
     embedder_target: str
     metadata_target: str
     # Run the arq worker inside the indexer process (required with Edge, whose
@@ -40,6 +42,7 @@ class IndexerConfig:
             qdrant_url=env_str("QDRANT_URL", "").strip(),
             vector_data_dir=env_str("VECTOR_DATA_DIR", "./data/vectors"),
             data_dir=env_str("INDEXER_DATA_DIR", "").strip(),
+            upload_max_bytes=env_int("INDEXER_UPLOAD_MAX_BYTES", 1024 * 1024 * 1024),
             embedder_target=env_str("EMBEDDER_TARGET", "127.0.0.1:50052"),
             metadata_target=env_str("METADATA_TARGET", "127.0.0.1:50054"),
             run_worker=env_bool("INDEXER_RUN_WORKER", True),
@@ -49,6 +52,8 @@ class IndexerConfig:
             tesseract_cmd=env_str("TESSERACT_CMD", "tesseract"),
             ocr_languages=env_str("OCR_LANGUAGES", "eng"),
         )
+        if config.upload_max_bytes < 1:
+            raise ConfigError("INDEXER_UPLOAD_MAX_BYTES must be at least 1")
         if config.worker_jobs < 1:
             raise ConfigError("INDEXER_WORKER_JOBS must be at least 1")
         if config.embed_batch_texts < 1:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any
 
 import grpc
@@ -14,7 +15,7 @@ from semantik.internal.v1 import indexer_pb2
 from semantik.v1 import search_pb2
 from servicekit import errors
 from servicekit.grpc_types import ServicerContext
-from services.indexer import jobs, sparse
+from services.indexer import jobs, sparse, uploads
 from services.indexer.ingest import MAX_FILE_BYTES, STRATEGIES
 from services.indexer.source_paths import (
     PathGuard,
@@ -87,6 +88,23 @@ def _source_violation(
     except SourcePathError as exc:
         return exc
     return None
+
+
+async def _prepend(
+    first: indexer_pb2.WriteUploadRequest, rest: AsyncIterator[indexer_pb2.WriteUploadRequest]
+) -> AsyncIterator[indexer_pb2.WriteUploadRequest]:
+    yield first
+    async for message in rest:
+        yield message
+
+
+def _upload_failure(exc: Exception, collection_id: str) -> errors.ServiceError:
+    """The status of an upload refused by `uploads.write_upload`."""
+    if isinstance(exc, uploads.UploadError):
+        return errors.invalid_argument({exc.field: exc.message})
+    if isinstance(exc, uploads.UploadSpaceError):
+        return errors.resource_exhausted(str(exc), retry_after_s=60.0)
+    return errors.failed_precondition(str(exc), f"collections/{collection_id}", "UPLOAD_AREA")
 
 
 def _timestamp(value: Any, field: str, violations: errors.FieldViolations) -> float | None:
@@ -185,12 +203,18 @@ def _vector_query(request: indexer_pb2.QueryVectorsRequest) -> VectorQuery:
 
 class IndexerHandler:
     def __init__(
-        self, store: VectorStore, queue: jobs.Queue, guard: PathGuard | None = None
+        self,
+        store: VectorStore,
+        queue: jobs.Queue,
+        guard: PathGuard | None = None,
+        upload_settings: uploads.UploadSettings | None = None,
     ) -> None:
         self._store = store
         self._queue = queue
         # Without one (tests), only the system folders are protected.
         self._guard = guard if guard is not None else PathGuard.build()
+        # Without them (tests), no data directory: WriteUpload is refused.
+        self._uploads = upload_settings if upload_settings is not None else uploads.UploadSettings()
 
     async def CreateVectorCollection(
         self, request: indexer_pb2.CreateVectorCollectionRequest, context: ServicerContext
@@ -215,7 +239,13 @@ class IndexerHandler:
             log.info(
                 "vector collection %s created (%d dims)", request.collection_id, request.dimensions
             )
+            # Files left by an earlier collection of this id are not this one's.
+            await self._remove_upload_area(request.collection_id)
         return indexer_pb2.CreateVectorCollectionResponse()
+
+    async def _remove_upload_area(self, collection_id: str) -> None:
+        if await asyncio.to_thread(uploads.remove_area, self._uploads, collection_id):
+            log.info("upload area of %s removed", collection_id)
 
     async def DeleteVectorCollection(
         self, request: indexer_pb2.DeleteVectorCollectionRequest, context: ServicerContext
@@ -224,6 +254,7 @@ class IndexerHandler:
             raise errors.invalid_argument({"collection_id": problem})
         if await self._store.delete_collection(request.collection_id):
             log.info("vector collection %s deleted", request.collection_id)
+        await self._remove_upload_area(request.collection_id)
         return indexer_pb2.DeleteVectorCollectionResponse()
 
     async def StartImport(
@@ -274,6 +305,32 @@ class IndexerHandler:
         except SourcePathError as exc:
             raise errors.invalid_argument({exc.field: exc.message}) from None
         return indexer_pb2.ResolveSourcePathResponse(root=root, path=path)
+
+    async def WriteUpload(
+        self,
+        request_iterator: AsyncIterable[indexer_pb2.WriteUploadRequest],
+        context: ServicerContext,
+    ) -> indexer_pb2.WriteUploadResponse:
+        if not self._uploads.data_dir:
+            raise errors.failed_precondition(uploads.NO_DATA_DIR, "INDEXER_DATA_DIR", "UPLOAD_AREA")
+        messages = aiter(request_iterator)
+        first = await anext(messages, None)
+        if first is None or not first.collection_id:
+            raise errors.invalid_argument({"collection_id": "is required on the first message"})
+        collection_id = first.collection_id
+        if (problem := _collection_violation(collection_id)) is not None:
+            raise errors.invalid_argument({"collection_id": problem})
+        try:
+            result = await uploads.write_upload(
+                _prepend(first, messages), collection_id, self._uploads, self._guard
+            )
+        except (uploads.UploadError, uploads.UploadAreaError, uploads.UploadSpaceError) as exc:
+            raise _upload_failure(exc, collection_id) from None
+        return indexer_pb2.WriteUploadResponse(
+            folder=result.folder,
+            file_names=result.file_names,
+            bytes_written=result.bytes_written,
+        )
 
     async def QueryVectors(
         self, request: indexer_pb2.QueryVectorsRequest, context: ServicerContext

@@ -19,6 +19,7 @@ from services.indexer.extraction import Ocr
 from services.indexer.handler import IndexerHandler
 from services.indexer.ingest import Importer
 from services.indexer.source_paths import PathGuard
+from services.indexer.uploads import UploadSettings
 from services.indexer.vector_store import VectorStore
 
 COMPONENT = "indexer"
@@ -88,7 +89,8 @@ async def serve(config: IndexerConfig) -> None:
         if config.run_worker
         else None
     )
-    handler = IndexerHandler(store, queue, guard)
+    uploads = UploadSettings(data_dir=config.data_dir, max_stream_bytes=config.upload_max_bytes)
+    handler = IndexerHandler(store, queue, guard, uploads)
     service_name = indexer_pb2.DESCRIPTOR.services_by_name["IndexerService"].full_name
 
     async def ready() -> None:

@@ -81,7 +81,11 @@ DOCUMENT_STATES = frozenset(
     {document_pb2.DOCUMENT_STATE_INDEXED, document_pb2.DOCUMENT_STATE_FAILED}
 )
 IMPORT_KINDS = frozenset(
-    {operation_pb2.OPERATION_KIND_IMPORT_DOCUMENTS, operation_pb2.OPERATION_KIND_RETRY_DOCUMENTS}
+    {
+        operation_pb2.OPERATION_KIND_IMPORT_DOCUMENTS,
+        operation_pb2.OPERATION_KIND_RETRY_DOCUMENTS,
+        operation_pb2.OPERATION_KIND_UPLOAD_DOCUMENTS,
+    }
 )
 OPERATION_STATES = frozenset(operation_pb2.OperationState.values()) - {
     operation_pb2.OPERATION_STATE_UNSPECIFIED
@@ -304,7 +308,8 @@ class MetadataHandler:
         if operation.kind not in IMPORT_KINDS:
             violations.add(
                 "operation.kind",
-                "must be OPERATION_KIND_IMPORT_DOCUMENTS or OPERATION_KIND_RETRY_DOCUMENTS",
+                "must be OPERATION_KIND_IMPORT_DOCUMENTS, OPERATION_KIND_RETRY_DOCUMENTS "
+                "or OPERATION_KIND_UPLOAD_DOCUMENTS",
             )
         elif not operation.source_path:
             violations.add("operation.source_path", "is required for an import")

@@ -53,6 +53,10 @@ CASES: list[tuple[str, Callable[[Api], Any] | None, Any, str]] = [
     ("ImportDocuments", lambda a: a.documents.ImportDocuments,
      document_pb2.ImportDocumentsRequest(parent="collections/BAD", source_path="/tmp"),
      "parent"),
+    ("UploadDocuments", lambda a: lambda r, timeout: a.documents.UploadDocuments(
+        iter([r]), timeout=timeout),
+     document_pb2.UploadDocumentsRequest(parent="collections/BAD", file_name="a.txt", last=True),
+     "parent"),
     ("GetDocument", lambda a: a.documents.GetDocument,
      document_pb2.GetDocumentRequest(name="collections/x/documents/not-a-uuid"), "name"),
     ("ListDocuments", lambda a: a.documents.ListDocuments,

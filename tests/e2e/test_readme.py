@@ -73,3 +73,7 @@ def test_readme_examples_work(mesh: Mesh, tmp_path: Path) -> None:
     assert "sources/default" not in ann_part
     assert "SUCCEEDED" in ann_part
     assert '"code":7' in ann_part.replace(" ", "") and "admin role" in ann_part
+    # Her own files: the CLI uploaded the folder no source of hers holds, and
+    # a JSON upload queued the import of a single file.
+    assert "uploading 1 of 1 files" in ann_part
+    assert "OPERATION_KIND_UPLOAD_DOCUMENTS" in ann_part

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -24,6 +26,7 @@ from services.indexer.edge_store import EdgeVectorStore
 from services.indexer.handler import IndexerHandler
 from services.indexer.ingest import ImportSpec
 from services.indexer.source_paths import OUTSIDE, PROTECTED, PathGuard
+from services.indexer.uploads import NO_DATA_DIR, PART_SUFFIX, UploadSettings
 from services.indexer.vector_store import SparseUnavailableError, VectorPoint, VectorQuery
 
 
@@ -504,3 +507,189 @@ async def test_search_of_an_unknown_collection_is_not_found(stub: tuple[Any, job
     with pytest.raises(grpc.aio.AioRpcError) as error:
         await client.QueryVectors(hybrid_request(collection_id="missing"))
     assert error.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+@contextlib.asynccontextmanager
+async def serving(handler: IndexerHandler) -> AsyncIterator[grpc.aio.Channel]:
+    server = grpc.aio.server(interceptors=[ErrorInterceptor()])
+    indexer_pb2_grpc.add_IndexerServiceServicer_to_server(handler, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    try:
+        yield channel
+    finally:
+        await channel.close()
+        await server.stop(None)
+
+
+@pytest.fixture
+async def upload_channel(
+    edge_store: EdgeVectorStore, redis_server: RedisServer, tmp_path: Path
+) -> AsyncIterator[grpc.aio.Channel]:
+    """A server whose uploads go to tmp_path/data/uploads."""
+    queue = jobs.connect(redis_server.url)
+    data_dir = str(tmp_path / "data")
+    guard = PathGuard.build(data_dir=data_dir, vector_data_dir=str(tmp_path / "vectors"))
+    handler = IndexerHandler(edge_store, queue, guard, UploadSettings(data_dir=data_dir))
+    async with serving(handler) as channel:
+        yield channel
+    await queue.aclose(close_connection_pool=True)
+
+
+def upload_part(
+    file_name: str = "", data: bytes = b"", *, last: bool = False, **fields: Any
+) -> indexer_pb2.WriteUploadRequest:
+    return indexer_pb2.WriteUploadRequest(file_name=file_name, data=data, last=last, **fields)
+
+
+async def stream(
+    *messages: indexer_pb2.WriteUploadRequest,
+) -> AsyncIterator[indexer_pb2.WriteUploadRequest]:
+    for message in messages:
+        yield message
+
+
+def real_path(path: Path) -> str:
+    return os.path.realpath(path)
+
+
+def files_in(folder: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()
+    }
+
+
+def part_files(folder: Path) -> list[Path]:
+    return list(folder.rglob(f"*{PART_SUFFIX}"))
+
+
+async def test_write_upload_writes_the_files_and_answers_the_folder(
+    upload_channel: grpc.aio.Channel, tmp_path: Path
+) -> None:
+    client = indexer_pb2_grpc.IndexerServiceStub(upload_channel)
+    response = await client.WriteUpload(
+        stream(
+            upload_part("a.md", b"hello ", collection_id="books", max_file_bytes=100),
+            upload_part("", b"world", last=True, collection_id="books"),
+            upload_part("notes/b.txt", b"plain", last=True),
+        )
+    )
+    area = tmp_path / "data" / "uploads" / "books"
+    assert response.folder == real_path(area)
+    assert list(response.file_names) == ["a.md", "notes/b.txt"]
+    assert response.bytes_written == 16
+    assert files_in(area) == {"a.md": b"hello world", "notes/b.txt": b"plain"}
+    assert part_files(tmp_path) == []
+
+
+async def test_write_upload_needs_a_data_directory(
+    edge_store: EdgeVectorStore, redis_server: RedisServer
+) -> None:
+    queue = jobs.connect(redis_server.url)
+    async with serving(IndexerHandler(edge_store, queue)) as channel:
+        client = indexer_pb2_grpc.IndexerServiceStub(channel)
+        with pytest.raises(grpc.aio.AioRpcError) as error:
+            await client.WriteUpload(
+                stream(upload_part("a.md", b"x", last=True, collection_id="books"))
+            )
+    await queue.aclose(close_connection_pool=True)
+    assert error.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert error.value.details() == NO_DATA_DIR
+
+
+@pytest.mark.parametrize(
+    ("messages", "problem"),
+    [
+        ([], "is required on the first message"),
+        ([upload_part("a.md", b"x", last=True)], "is required on the first message"),
+        ([upload_part("a.md", b"x", last=True, collection_id="Bad_Id")], "must start with"),
+        (
+            [
+                upload_part("a.md", b"x", last=True, collection_id="books"),
+                upload_part("b.md", b"y", last=True, collection_id="films"),
+            ],
+            "must be the same on every message: books, then 'films'",
+        ),
+    ],
+)
+async def test_write_upload_collection_id(
+    upload_channel: grpc.aio.Channel,
+    messages: list[indexer_pb2.WriteUploadRequest],
+    problem: str,
+) -> None:
+    client = indexer_pb2_grpc.IndexerServiceStub(upload_channel)
+    code, _, violations = await refused(client.WriteUpload(stream(*messages)))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert list(violations) == ["collection_id"]
+    assert problem in violations["collection_id"]
+
+
+async def test_write_upload_refusals_name_their_field_and_keep_earlier_files(
+    upload_channel: grpc.aio.Channel, tmp_path: Path
+) -> None:
+    client = indexer_pb2_grpc.IndexerServiceStub(upload_channel)
+    area = tmp_path / "data" / "uploads" / "books"
+    code, _, violations = await refused(
+        client.WriteUpload(
+            stream(
+                upload_part("a.md", b"kept", last=True, collection_id="books"),
+                upload_part("b.md", b"half"),
+            )
+        )
+    )
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert violations == {"last": "b.md ended before its last part"}
+    code, _, violations = await refused(
+        client.WriteUpload(stream(upload_part("../c.md", b"x", last=True, collection_id="books")))
+    )
+    assert violations == {"file_name": "'../c.md' must not hold empty, '.' or '..' names"}
+    assert list(files_in(area)) == ["a.md"]
+    assert part_files(tmp_path) == []
+
+
+async def test_write_upload_with_a_name_that_is_no_utf8(
+    upload_channel: grpc.aio.Channel, tmp_path: Path
+) -> None:
+    bad_name = b"\x12\x05\xffa.md"  # field 2 (file_name), 5 bytes, not UTF-8
+    message = indexer_pb2.WriteUploadRequest(collection_id="books", data=b"x", last=True)
+    call = upload_channel.stream_unary(
+        "/semantik.internal.v1.IndexerService/WriteUpload",
+        response_deserializer=indexer_pb2.WriteUploadResponse.FromString,
+    )
+    code, _, violations = await refused(call(stream_bytes(message.SerializeToString() + bad_name)))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert list(violations) == ["request"]
+    assert files_in(tmp_path / "data") == {}
+
+
+async def stream_bytes(*messages: bytes) -> AsyncIterator[bytes]:
+    for message in messages:
+        yield message
+
+
+async def eventually(check: Any, what: str) -> None:
+    """Waits for the server side of a cancelled call (no timing asserted)."""
+    for _ in range(600):
+        if check():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"never happened: {what}")
+
+
+async def test_write_upload_cancelled_by_the_client_leaves_no_part_file(
+    upload_channel: grpc.aio.Channel, tmp_path: Path
+) -> None:
+    client = indexer_pb2_grpc.IndexerServiceStub(upload_channel)
+
+    async def stalled() -> AsyncIterator[indexer_pb2.WriteUploadRequest]:
+        yield upload_part("a.md", b"kept", last=True, collection_id="books")
+        yield upload_part("b.md", b"half")
+        await asyncio.Event().wait()
+
+    call = client.WriteUpload(stalled())
+    await eventually(lambda: part_files(tmp_path), "b.md's temporary file")
+    call.cancel()
+    await eventually(lambda: not part_files(tmp_path), "the temporary file removed")
+    area = tmp_path / "data" / "uploads" / "books"
+    assert list(files_in(area)) == ["a.md"]

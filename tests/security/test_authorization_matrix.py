@@ -370,6 +370,15 @@ REQUESTS: dict[str, RequestFactory] = {
         lambda a: a.documents.ImportDocuments,
         document_pb2.ImportDocumentsRequest(parent=f"collections/{c}", source=SHARED_SOURCE),
     ),
+    # A client stream of one file.
+    "/semantik.v1.DocumentService/UploadDocuments": lambda w, s, c, k: (
+        lambda a: (
+            lambda request, timeout: a.documents.UploadDocuments(iter([request]), timeout=timeout)
+        ),
+        document_pb2.UploadDocumentsRequest(
+            parent=f"collections/{c}", file_name="uploaded.txt", data=b"Uploaded note.\n", last=True
+        ),
+    ),
     "/semantik.v1.DocumentService/GetDocument": lambda w, s, c, k: (
         lambda a: a.documents.GetDocument,
         document_pb2.GetDocumentRequest(name=w.documents[c]),

@@ -34,6 +34,7 @@ from services.gateway.security.principal import (
     Principal,
 )
 from services.gateway.security.principal_cache import PrincipalCache
+from services.gateway.streams import chained
 
 Metadata = Sequence[tuple[str, str | bytes]]
 
@@ -259,16 +260,45 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             finally:
                 principal.reset_current(token)
 
-        if inner is None:
-            # Public RPCs are unary or server-streaming; client streams are
-            # refused (no policy covers them).
-            return grpc.unary_stream_rpc_method_handler(
-                streaming,
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        return grpc.unary_unary_rpc_method_handler(
-            unary,
+        inner_upload = handler.stream_unary
+
+        async def client_streaming(requests: AsyncIterator[Any], context: ServicerContext) -> Any:
+            # Authorised once, on the first message (it names the collection;
+            # the handler refuses a later one naming another). An empty stream
+            # is judged as an empty message: its missing name is the error.
+            if rule is None or inner_upload is None or rule.changes_access:
+                raise permission_denied(f"{method} has no access policy")
+            stream = aiter(requests)
+            first = await anext(stream, None)
+            if first is None:
+                first = handler.request_deserializer(b"")
+            caller = await self._auth.authorize(rule, method, first, metadata, context)
+            token = principal.set_current(caller)
+            try:
+                return await inner_upload(chained(first, stream), context)
+            finally:
+                principal.reset_current(token)
+
+        kinds = {
+            "unary_unary": (grpc.unary_unary_rpc_method_handler, unary),
+            "unary_stream": (grpc.unary_stream_rpc_method_handler, streaming),
+            "stream_unary": (grpc.stream_unary_rpc_method_handler, client_streaming),
+        }
+        for kind, (make, wrapped) in kinds.items():
+            if getattr(handler, kind) is not None:
+                return make(
+                    wrapped,
+                    request_deserializer=handler.request_deserializer,
+                    response_serializer=handler.response_serializer,
+                )
+        # Bidirectional streams: no public RPC is one, and no policy covers them.
+        return grpc.stream_stream_rpc_method_handler(
+            lambda requests, context: _refused(method),
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
+
+
+async def _refused(method: str) -> AsyncIterator[Any]:
+    raise permission_denied(f"{method} has no access policy")
+    yield  # an async generator, as a stream handler must be

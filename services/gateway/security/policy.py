@@ -211,6 +211,8 @@ POLICY: Mapping[str, Rule] = {
     "/semantik.v1.CollectionService/DeleteCollection": _on(MANAGE, "name", changes_access=True),
     # DocumentService (document.proto)
     "/semantik.v1.DocumentService/ImportDocuments": _on(WRITE, "parent"),
+    # A client stream: judged on its first message (see interceptor.py).
+    "/semantik.v1.DocumentService/UploadDocuments": _on(WRITE, "parent"),
     "/semantik.v1.DocumentService/GetDocument": _on(READ, "name", DOCUMENT),
     "/semantik.v1.DocumentService/ListDocuments": _on(READ, "parent"),
     # OperationService (operation.proto)

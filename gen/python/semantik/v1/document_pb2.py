@@ -24,12 +24,13 @@ _sym_db = _symbol_database.Default()
 
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
+from google.api import httpbody_pb2 as google_dot_api_dot_httpbody__pb2
 from google.api import resource_pb2 as google_dot_api_dot_resource__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from semantik.v1 import operation_pb2 as semantik_dot_v1_dot_operation__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1asemantik/v1/document.proto\x12\x0bsemantik.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bsemantik/v1/operation.proto\"\xd1\x03\n\x08\x44ocument\x12\x18\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08R\x04name\x12\x1f\n\x0bsource_path\x18\x02 \x01(\tR\nsourcePath\x12!\n\x0c\x63ontent_hash\x18\x03 \x01(\tR\x0b\x63ontentHash\x12\x1d\n\nsize_bytes\x18\x04 \x01(\x03R\tsizeBytes\x12\x1b\n\tmime_type\x18\x05 \x01(\tR\x08mimeType\x12\x30\n\x05state\x18\x06 \x01(\x0e\x32\x1a.semantik.v1.DocumentStateR\x05state\x12\x14\n\x05\x65rror\x18\x07 \x01(\tR\x05\x65rror\x12\x1f\n\x0b\x63hunk_count\x18\x08 \x01(\x05R\nchunkCount\x12;\n\x0bmodify_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nmodifyTime\x12;\n\x0b\x63reate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime:H\xea\x41\x45\n\x14semantik.io/Document\x12-collections/{collection}/documents/{document}\"\xa7\x02\n\x16ImportDocumentsRequest\x12\x37\n\x06parent\x18\x01 \x01(\tB\x1f\xe2\x41\x01\x02\xfa\x41\x18\n\x16semantik.io/CollectionR\x06parent\x12\x1f\n\x0bsource_path\x18\x02 \x01(\tR\nsourcePath\x12#\n\rinclude_globs\x18\x03 \x03(\tR\x0cincludeGlobs\x12#\n\rexclude_globs\x18\x04 \x03(\tR\x0c\x65xcludeGlobs\x12$\n\x0emax_file_bytes\x18\x05 \x01(\x03R\x0cmaxFileBytes\x12/\n\x06source\x18\x06 \x01(\tB\x17\xfa\x41\x14\n\x12semantik.io/SourceR\x06source\x12\x12\n\x04path\x18\x07 \x01(\tR\x04path\"G\n\x12GetDocumentRequest\x12\x31\n\x04name\x18\x01 \x01(\tB\x1d\xe2\x41\x01\x02\xfa\x41\x16\n\x14semantik.io/DocumentR\x04name\"\x8b\x01\n\x14ListDocumentsRequest\x12\x37\n\x06parent\x18\x01 \x01(\tB\x1f\xe2\x41\x01\x02\xfa\x41\x18\n\x16semantik.io/CollectionR\x06parent\x12\x1b\n\tpage_size\x18\x02 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x03 \x01(\tR\tpageToken\"t\n\x15ListDocumentsResponse\x12\x33\n\tdocuments\x18\x01 \x03(\x0b\x32\x15.semantik.v1.DocumentR\tdocuments\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*f\n\rDocumentState\x12\x1e\n\x1a\x44OCUMENT_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x44OCUMENT_STATE_INDEXED\x10\x01\x12\x19\n\x15\x44OCUMENT_STATE_FAILED\x10\x02\x32\x96\x03\n\x0f\x44ocumentService\x12\x86\x01\n\x0fImportDocuments\x12#.semantik.v1.ImportDocumentsRequest\x1a\x16.semantik.v1.Operation\"6\x82\xd3\xe4\x93\x02\x30\"+/v1/{parent=collections/*}/documents:import:\x01*\x12s\n\x0bGetDocument\x12\x1f.semantik.v1.GetDocumentRequest\x1a\x15.semantik.v1.Document\",\x82\xd3\xe4\x93\x02&\x12$/v1/{name=collections/*/documents/*}\x12\x84\x01\n\rListDocuments\x12!.semantik.v1.ListDocumentsRequest\x1a\".semantik.v1.ListDocumentsResponse\",\x82\xd3\xe4\x93\x02&\x12$/v1/{parent=collections/*}/documentsb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1asemantik/v1/document.proto\x12\x0bsemantik.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/httpbody.proto\x1a\x19google/api/resource.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bsemantik/v1/operation.proto\"\xd1\x03\n\x08\x44ocument\x12\x18\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08R\x04name\x12\x1f\n\x0bsource_path\x18\x02 \x01(\tR\nsourcePath\x12!\n\x0c\x63ontent_hash\x18\x03 \x01(\tR\x0b\x63ontentHash\x12\x1d\n\nsize_bytes\x18\x04 \x01(\x03R\tsizeBytes\x12\x1b\n\tmime_type\x18\x05 \x01(\tR\x08mimeType\x12\x30\n\x05state\x18\x06 \x01(\x0e\x32\x1a.semantik.v1.DocumentStateR\x05state\x12\x14\n\x05\x65rror\x18\x07 \x01(\tR\x05\x65rror\x12\x1f\n\x0b\x63hunk_count\x18\x08 \x01(\x05R\nchunkCount\x12;\n\x0bmodify_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nmodifyTime\x12;\n\x0b\x63reate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime:H\xea\x41\x45\n\x14semantik.io/Document\x12-collections/{collection}/documents/{document}\"\xa7\x02\n\x16ImportDocumentsRequest\x12\x37\n\x06parent\x18\x01 \x01(\tB\x1f\xe2\x41\x01\x02\xfa\x41\x18\n\x16semantik.io/CollectionR\x06parent\x12\x1f\n\x0bsource_path\x18\x02 \x01(\tR\nsourcePath\x12#\n\rinclude_globs\x18\x03 \x03(\tR\x0cincludeGlobs\x12#\n\rexclude_globs\x18\x04 \x03(\tR\x0c\x65xcludeGlobs\x12$\n\x0emax_file_bytes\x18\x05 \x01(\x03R\x0cmaxFileBytes\x12/\n\x06source\x18\x06 \x01(\tB\x17\xfa\x41\x14\n\x12semantik.io/SourceR\x06source\x12\x12\n\x04path\x18\x07 \x01(\tR\x04path\"\xfe\x01\n\x16UploadDocumentsRequest\x12\x37\n\x06parent\x18\x01 \x01(\tB\x1f\xe2\x41\x01\x02\xfa\x41\x18\n\x16semantik.io/CollectionR\x06parent\x12\x1b\n\tfile_name\x18\x02 \x01(\tR\x08\x66ileName\x12\x1b\n\tmime_type\x18\x03 \x01(\tR\x08mimeType\x12\x12\n\x04\x64\x61ta\x18\x04 \x01(\x0cR\x04\x64\x61ta\x12\x12\n\x04last\x18\x05 \x01(\x08R\x04last\x12\x16\n\x06sha256\x18\x06 \x01(\tR\x06sha256\x12\x31\n\thttp_body\x18\x07 \x01(\x0b\x32\x14.google.api.HttpBodyR\x08httpBody\"G\n\x12GetDocumentRequest\x12\x31\n\x04name\x18\x01 \x01(\tB\x1d\xe2\x41\x01\x02\xfa\x41\x16\n\x14semantik.io/DocumentR\x04name\"\x8b\x01\n\x14ListDocumentsRequest\x12\x37\n\x06parent\x18\x01 \x01(\tB\x1f\xe2\x41\x01\x02\xfa\x41\x18\n\x16semantik.io/CollectionR\x06parent\x12\x1b\n\tpage_size\x18\x02 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x03 \x01(\tR\tpageToken\"t\n\x15ListDocumentsResponse\x12\x33\n\tdocuments\x18\x01 \x03(\x0b\x32\x15.semantik.v1.DocumentR\tdocuments\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*f\n\rDocumentState\x12\x1e\n\x1a\x44OCUMENT_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x44OCUMENT_STATE_INDEXED\x10\x01\x12\x19\n\x15\x44OCUMENT_STATE_FAILED\x10\x02\x32\xa9\x04\n\x0f\x44ocumentService\x12\x86\x01\n\x0fImportDocuments\x12#.semantik.v1.ImportDocumentsRequest\x1a\x16.semantik.v1.Operation\"6\x82\xd3\xe4\x93\x02\x30\"+/v1/{parent=collections/*}/documents:import:\x01*\x12\x90\x01\n\x0fUploadDocuments\x12#.semantik.v1.UploadDocumentsRequest\x1a\x16.semantik.v1.Operation\">\x82\xd3\xe4\x93\x02\x38\"+/v1/{parent=collections/*}/documents:upload:\thttp_body(\x01\x12s\n\x0bGetDocument\x12\x1f.semantik.v1.GetDocumentRequest\x1a\x15.semantik.v1.Document\",\x82\xd3\xe4\x93\x02&\x12$/v1/{name=collections/*/documents/*}\x12\x84\x01\n\rListDocuments\x12!.semantik.v1.ListDocumentsRequest\x1a\".semantik.v1.ListDocumentsResponse\",\x82\xd3\xe4\x93\x02&\x12$/v1/{parent=collections/*}/documentsb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -44,28 +45,34 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_IMPORTDOCUMENTSREQUEST'].fields_by_name['parent']._serialized_options = b'\342A\001\002\372A\030\n\026semantik.io/Collection'
   _globals['_IMPORTDOCUMENTSREQUEST'].fields_by_name['source']._loaded_options = None
   _globals['_IMPORTDOCUMENTSREQUEST'].fields_by_name['source']._serialized_options = b'\372A\024\n\022semantik.io/Source'
+  _globals['_UPLOADDOCUMENTSREQUEST'].fields_by_name['parent']._loaded_options = None
+  _globals['_UPLOADDOCUMENTSREQUEST'].fields_by_name['parent']._serialized_options = b'\342A\001\002\372A\030\n\026semantik.io/Collection'
   _globals['_GETDOCUMENTREQUEST'].fields_by_name['name']._loaded_options = None
   _globals['_GETDOCUMENTREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002\372A\026\n\024semantik.io/Document'
   _globals['_LISTDOCUMENTSREQUEST'].fields_by_name['parent']._loaded_options = None
   _globals['_LISTDOCUMENTSREQUEST'].fields_by_name['parent']._serialized_options = b'\342A\001\002\372A\030\n\026semantik.io/Collection'
   _globals['_DOCUMENTSERVICE'].methods_by_name['ImportDocuments']._loaded_options = None
   _globals['_DOCUMENTSERVICE'].methods_by_name['ImportDocuments']._serialized_options = b'\202\323\344\223\0020\"+/v1/{parent=collections/*}/documents:import:\001*'
+  _globals['_DOCUMENTSERVICE'].methods_by_name['UploadDocuments']._loaded_options = None
+  _globals['_DOCUMENTSERVICE'].methods_by_name['UploadDocuments']._serialized_options = b'\202\323\344\223\0028\"+/v1/{parent=collections/*}/documents:upload:\thttp_body'
   _globals['_DOCUMENTSERVICE'].methods_by_name['GetDocument']._loaded_options = None
   _globals['_DOCUMENTSERVICE'].methods_by_name['GetDocument']._serialized_options = b'\202\323\344\223\002&\022$/v1/{name=collections/*/documents/*}'
   _globals['_DOCUMENTSERVICE'].methods_by_name['ListDocuments']._loaded_options = None
   _globals['_DOCUMENTSERVICE'].methods_by_name['ListDocuments']._serialized_options = b'\202\323\344\223\002&\022$/v1/{parent=collections/*}/documents'
-  _globals['_DOCUMENTSTATE']._serialized_start=1294
-  _globals['_DOCUMENTSTATE']._serialized_end=1396
-  _globals['_DOCUMENT']._serialized_start=196
-  _globals['_DOCUMENT']._serialized_end=661
-  _globals['_IMPORTDOCUMENTSREQUEST']._serialized_start=664
-  _globals['_IMPORTDOCUMENTSREQUEST']._serialized_end=959
-  _globals['_GETDOCUMENTREQUEST']._serialized_start=961
-  _globals['_GETDOCUMENTREQUEST']._serialized_end=1032
-  _globals['_LISTDOCUMENTSREQUEST']._serialized_start=1035
-  _globals['_LISTDOCUMENTSREQUEST']._serialized_end=1174
-  _globals['_LISTDOCUMENTSRESPONSE']._serialized_start=1176
-  _globals['_LISTDOCUMENTSRESPONSE']._serialized_end=1292
-  _globals['_DOCUMENTSERVICE']._serialized_start=1399
-  _globals['_DOCUMENTSERVICE']._serialized_end=1805
+  _globals['_DOCUMENTSTATE']._serialized_start=1578
+  _globals['_DOCUMENTSTATE']._serialized_end=1680
+  _globals['_DOCUMENT']._serialized_start=223
+  _globals['_DOCUMENT']._serialized_end=688
+  _globals['_IMPORTDOCUMENTSREQUEST']._serialized_start=691
+  _globals['_IMPORTDOCUMENTSREQUEST']._serialized_end=986
+  _globals['_UPLOADDOCUMENTSREQUEST']._serialized_start=989
+  _globals['_UPLOADDOCUMENTSREQUEST']._serialized_end=1243
+  _globals['_GETDOCUMENTREQUEST']._serialized_start=1245
+  _globals['_GETDOCUMENTREQUEST']._serialized_end=1316
+  _globals['_LISTDOCUMENTSREQUEST']._serialized_start=1319
+  _globals['_LISTDOCUMENTSREQUEST']._serialized_end=1458
+  _globals['_LISTDOCUMENTSRESPONSE']._serialized_start=1460
+  _globals['_LISTDOCUMENTSRESPONSE']._serialized_end=1576
+  _globals['_DOCUMENTSERVICE']._serialized_start=1683
+  _globals['_DOCUMENTSERVICE']._serialized_end=2236
 # @@protoc_insertion_point(module_scope)

@@ -2,6 +2,7 @@ import datetime
 
 from google.api import annotations_pb2 as _annotations_pb2
 from google.api import field_behavior_pb2 as _field_behavior_pb2
+from google.api import httpbody_pb2 as _httpbody_pb2
 from google.api import resource_pb2 as _resource_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from semantik.v1 import operation_pb2 as _operation_pb2
@@ -64,6 +65,24 @@ class ImportDocumentsRequest(_message.Message):
     source: str
     path: str
     def __init__(self, parent: _Optional[str] = ..., source_path: _Optional[str] = ..., include_globs: _Optional[_Iterable[str]] = ..., exclude_globs: _Optional[_Iterable[str]] = ..., max_file_bytes: _Optional[int] = ..., source: _Optional[str] = ..., path: _Optional[str] = ...) -> None: ...
+
+class UploadDocumentsRequest(_message.Message):
+    __slots__ = ("parent", "file_name", "mime_type", "data", "last", "sha256", "http_body")
+    PARENT_FIELD_NUMBER: _ClassVar[int]
+    FILE_NAME_FIELD_NUMBER: _ClassVar[int]
+    MIME_TYPE_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    LAST_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    HTTP_BODY_FIELD_NUMBER: _ClassVar[int]
+    parent: str
+    file_name: str
+    mime_type: str
+    data: bytes
+    last: bool
+    sha256: str
+    http_body: _httpbody_pb2.HttpBody
+    def __init__(self, parent: _Optional[str] = ..., file_name: _Optional[str] = ..., mime_type: _Optional[str] = ..., data: _Optional[bytes] = ..., last: _Optional[bool] = ..., sha256: _Optional[str] = ..., http_body: _Optional[_Union[_httpbody_pb2.HttpBody, _Mapping]] = ...) -> None: ...
 
 class GetDocumentRequest(_message.Message):
     __slots__ = ("name",)

@@ -41,6 +41,11 @@ class DocumentServiceStub:
                 request_serializer=semantik_dot_v1_dot_document__pb2.ImportDocumentsRequest.SerializeToString,
                 response_deserializer=semantik_dot_v1_dot_operation__pb2.Operation.FromString,
                 _registered_method=True)
+        self.UploadDocuments = channel.stream_unary(
+                '/semantik.v1.DocumentService/UploadDocuments',
+                request_serializer=semantik_dot_v1_dot_document__pb2.UploadDocumentsRequest.SerializeToString,
+                response_deserializer=semantik_dot_v1_dot_operation__pb2.Operation.FromString,
+                _registered_method=True)
         self.GetDocument = channel.unary_unary(
                 '/semantik.v1.DocumentService/GetDocument',
                 request_serializer=semantik_dot_v1_dot_document__pb2.GetDocumentRequest.SerializeToString,
@@ -60,6 +65,22 @@ class DocumentServiceServicer:
     def ImportDocuments(self, request, context):
         """Starts indexing a folder into a collection; returns the long-running
         operation that tracks it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UploadDocuments(self, request_iterator, context):
+        """Uploads files from the caller's machine into the collection's upload
+        area on the server, then indexes them like an import (returns its
+        operation, kind UPLOAD_DOCUMENTS). A client stream: each file is one or
+        more messages, its `file_name` on the first, `last` on the final one.
+        A file is kept only once its last part arrived (and its `sha256`, when
+        given, matched); files completed before a stream broke stay, so a new
+        upload need only send the rest (documents already indexed with the same
+        content hash can be left out: resumable by document). Needs WRITE on the
+        collection. Over JSON (Envoy) one file per request: the HTTP body is the
+        file (`http_body`), `?fileName=` names it, up to the edge's body limit.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -85,6 +106,11 @@ def add_DocumentServiceServicer_to_server(servicer, server):
             'ImportDocuments': grpc.unary_unary_rpc_method_handler(
                     servicer.ImportDocuments,
                     request_deserializer=semantik_dot_v1_dot_document__pb2.ImportDocumentsRequest.FromString,
+                    response_serializer=semantik_dot_v1_dot_operation__pb2.Operation.SerializeToString,
+            ),
+            'UploadDocuments': grpc.stream_unary_rpc_method_handler(
+                    servicer.UploadDocuments,
+                    request_deserializer=semantik_dot_v1_dot_document__pb2.UploadDocumentsRequest.FromString,
                     response_serializer=semantik_dot_v1_dot_operation__pb2.Operation.SerializeToString,
             ),
             'GetDocument': grpc.unary_unary_rpc_method_handler(
@@ -125,6 +151,33 @@ class DocumentService:
             target,
             '/semantik.v1.DocumentService/ImportDocuments',
             semantik_dot_v1_dot_document__pb2.ImportDocumentsRequest.SerializeToString,
+            semantik_dot_v1_dot_operation__pb2.Operation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UploadDocuments(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/semantik.v1.DocumentService/UploadDocuments',
+            semantik_dot_v1_dot_document__pb2.UploadDocumentsRequest.SerializeToString,
             semantik_dot_v1_dot_operation__pb2.Operation.FromString,
             options,
             channel_credentials,

@@ -20,6 +20,7 @@ class OperationKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     OPERATION_KIND_UNSPECIFIED: _ClassVar[OperationKind]
     OPERATION_KIND_IMPORT_DOCUMENTS: _ClassVar[OperationKind]
     OPERATION_KIND_RETRY_DOCUMENTS: _ClassVar[OperationKind]
+    OPERATION_KIND_UPLOAD_DOCUMENTS: _ClassVar[OperationKind]
 
 class OperationState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -32,6 +33,7 @@ class OperationState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
 OPERATION_KIND_UNSPECIFIED: OperationKind
 OPERATION_KIND_IMPORT_DOCUMENTS: OperationKind
 OPERATION_KIND_RETRY_DOCUMENTS: OperationKind
+OPERATION_KIND_UPLOAD_DOCUMENTS: OperationKind
 OPERATION_STATE_UNSPECIFIED: OperationState
 OPERATION_STATE_PENDING: OperationState
 OPERATION_STATE_RUNNING: OperationState

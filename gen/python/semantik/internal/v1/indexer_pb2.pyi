@@ -119,3 +119,29 @@ class QueryVectorsResponse(_message.Message):
     HITS_FIELD_NUMBER: _ClassVar[int]
     hits: _containers.RepeatedCompositeFieldContainer[VectorHit]
     def __init__(self, hits: _Optional[_Iterable[_Union[VectorHit, _Mapping]]] = ...) -> None: ...
+
+class WriteUploadRequest(_message.Message):
+    __slots__ = ("collection_id", "file_name", "data", "last", "sha256", "max_file_bytes")
+    COLLECTION_ID_FIELD_NUMBER: _ClassVar[int]
+    FILE_NAME_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    LAST_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    MAX_FILE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    collection_id: str
+    file_name: str
+    data: bytes
+    last: bool
+    sha256: str
+    max_file_bytes: int
+    def __init__(self, collection_id: _Optional[str] = ..., file_name: _Optional[str] = ..., data: _Optional[bytes] = ..., last: _Optional[bool] = ..., sha256: _Optional[str] = ..., max_file_bytes: _Optional[int] = ...) -> None: ...
+
+class WriteUploadResponse(_message.Message):
+    __slots__ = ("folder", "file_names", "bytes_written")
+    FOLDER_FIELD_NUMBER: _ClassVar[int]
+    FILE_NAMES_FIELD_NUMBER: _ClassVar[int]
+    BYTES_WRITTEN_FIELD_NUMBER: _ClassVar[int]
+    folder: str
+    file_names: _containers.RepeatedScalarFieldContainer[str]
+    bytes_written: int
+    def __init__(self, folder: _Optional[str] = ..., file_names: _Optional[_Iterable[str]] = ..., bytes_written: _Optional[int] = ...) -> None: ...

@@ -56,6 +56,11 @@ class IndexerServiceStub:
                 request_serializer=semantik_dot_internal_dot_v1_dot_indexer__pb2.ResolveSourcePathRequest.SerializeToString,
                 response_deserializer=semantik_dot_internal_dot_v1_dot_indexer__pb2.ResolveSourcePathResponse.FromString,
                 _registered_method=True)
+        self.WriteUpload = channel.stream_unary(
+                '/semantik.internal.v1.IndexerService/WriteUpload',
+                request_serializer=semantik_dot_internal_dot_v1_dot_indexer__pb2.WriteUploadRequest.SerializeToString,
+                response_deserializer=semantik_dot_internal_dot_v1_dot_indexer__pb2.WriteUploadResponse.FromString,
+                _registered_method=True)
         self.QueryVectors = channel.unary_unary(
                 '/semantik.internal.v1.IndexerService/QueryVectors',
                 request_serializer=semantik_dot_internal_dot_v1_dot_indexer__pb2.QueryVectorsRequest.SerializeToString,
@@ -100,6 +105,15 @@ class IndexerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WriteUpload(self, request_iterator, context):
+        """Writes uploaded files into a collection's upload area (`uploads/{collection}`
+        under the data directory), each file atomically once its last part
+        arrived. FAILED_PRECONDITION when the indexer has no data directory.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def QueryVectors(self, request, context):
         """Best chunks for a query: dense (nearest to `vector`), sparse (BM25 of
         `query_text`, analysed here as at index time) or hybrid (both, fused in
@@ -133,6 +147,11 @@ def add_IndexerServiceServicer_to_server(servicer, server):
                     servicer.ResolveSourcePath,
                     request_deserializer=semantik_dot_internal_dot_v1_dot_indexer__pb2.ResolveSourcePathRequest.FromString,
                     response_serializer=semantik_dot_internal_dot_v1_dot_indexer__pb2.ResolveSourcePathResponse.SerializeToString,
+            ),
+            'WriteUpload': grpc.stream_unary_rpc_method_handler(
+                    servicer.WriteUpload,
+                    request_deserializer=semantik_dot_internal_dot_v1_dot_indexer__pb2.WriteUploadRequest.FromString,
+                    response_serializer=semantik_dot_internal_dot_v1_dot_indexer__pb2.WriteUploadResponse.SerializeToString,
             ),
             'QueryVectors': grpc.unary_unary_rpc_method_handler(
                     servicer.QueryVectors,
@@ -250,6 +269,33 @@ class IndexerService:
             '/semantik.internal.v1.IndexerService/ResolveSourcePath',
             semantik_dot_internal_dot_v1_dot_indexer__pb2.ResolveSourcePathRequest.SerializeToString,
             semantik_dot_internal_dot_v1_dot_indexer__pb2.ResolveSourcePathResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WriteUpload(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/semantik.internal.v1.IndexerService/WriteUpload',
+            semantik_dot_internal_dot_v1_dot_indexer__pb2.WriteUploadRequest.SerializeToString,
+            semantik_dot_internal_dot_v1_dot_indexer__pb2.WriteUploadResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,15 @@
+"""Client streams read ahead: a first message taken, then the stream again."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+async def chained(first: T, rest: AsyncIterator[T]) -> AsyncIterator[T]:
+    """`first`, then what is left of `rest`."""
+    yield first
+    async for message in rest:
+        yield message
