@@ -73,7 +73,8 @@ UNRESOLVABLE = "cannot be resolved"
 
 
 class SourcePathError(ValueError):
-    """A refused root or path: the request field and what is wrong with it."""
+    """A refused root, path or file name: the request field and what is
+    wrong with it (INVALID_ARGUMENT)."""
 
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
@@ -147,10 +148,12 @@ class PathGuard:
         )
 
 
-def _text_problem(text: str) -> str | None:
+def text_problem(text: str, max_chars: int = MAX_PATH_CHARS) -> str | None:
     """What makes `text` no path at all, from the string alone."""
-    if len(text) > MAX_PATH_CHARS:
-        return TOO_LONG
+    if len(text) > max_chars:
+        return (
+            TOO_LONG if max_chars == MAX_PATH_CHARS else f"must be at most {max_chars} characters"
+        )
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:  # surrogate escapes of undecodable bytes
@@ -211,7 +214,7 @@ def resolve_root(root: str, guard: PathGuard, field: str = "root") -> str:
     """`root`'s real path; `SourcePathError(field, ...)` saying what is wrong."""
     if not root:
         raise SourcePathError(field, REQUIRED)
-    if (problem := _text_problem(root)) is not None:
+    if (problem := text_problem(root)) is not None:
         raise SourcePathError(field, problem)
     if not root.startswith("/"):
         raise SourcePathError(field, NOT_ABSOLUTE)
@@ -227,7 +230,7 @@ def resolve_root(root: str, guard: PathGuard, field: str = "root") -> str:
 
 def _names(path: str, field: str) -> list[str]:
     """The folder names of a relative path, checked from the string alone."""
-    if (problem := _text_problem(path)) is not None:
+    if (problem := text_problem(path)) is not None:
         raise SourcePathError(field, problem)
     if path.startswith("/"):
         raise SourcePathError(field, OUTSIDE)
@@ -282,7 +285,7 @@ def resolve_import_folder(source_root: str, source_path: str, guard: PathGuard) 
     real_root = resolve_root(source_root, guard, field="source_root")
     if not source_path:
         raise SourcePathError("source_path", REQUIRED)
-    if (problem := _text_problem(source_path)) is not None:
+    if (problem := text_problem(source_path)) is not None:
         raise SourcePathError("source_path", problem)
     if not source_path.startswith("/"):
         raise SourcePathError("source_path", NOT_ABSOLUTE)

@@ -56,7 +56,6 @@ import os
 import shutil
 import stat
 import string
-import unicodedata
 import uuid
 from collections.abc import AsyncIterable, Callable
 from dataclasses import dataclass, field
@@ -68,10 +67,10 @@ from services.indexer.extraction import supported_suffixes
 from services.indexer.extraction.limits import mib, too_large
 from services.indexer.ingest import MAX_FILE_BYTES
 from services.indexer.source_paths import (
-    CONTROL_CHARACTERS,
     MAX_NAME_CHARS,
-    NOT_UTF8,
     PathGuard,
+    SourcePathError,
+    text_problem,
 )
 
 log = logging.getLogger(__name__)
@@ -101,13 +100,8 @@ REQUIRED_FIRST = "is required on a file's first part"
 SHA256_FORMAT = "must be 64 hexadecimal digits"
 
 
-class UploadError(ValueError):
+class UploadError(SourcePathError):
     """A refused stream: the request field and what is wrong (INVALID_ARGUMENT)."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
 
 
 class UploadAreaError(Exception):
@@ -145,18 +139,6 @@ def shown(name: str) -> str:
     return f"{name[:_SHOWN_CHARS]!r}... ({len(name)} characters)"
 
 
-def _text_problem(name: str) -> str | None:
-    if len(name) > MAX_FILE_NAME_CHARS:
-        return TOO_LONG
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:  # surrogate escapes of undecodable bytes
-        return NOT_UTF8
-    if any(unicodedata.category(char) == "Cc" for char in name):
-        return CONTROL_CHARACTERS
-    return None
-
-
 def _suffix_problem(base: str) -> str | None:
     suffixes = supported_suffixes()
     if os.path.splitext(base)[1].lower() in suffixes:
@@ -166,7 +148,7 @@ def _suffix_problem(base: str) -> str | None:
 
 def name_problem(name: str) -> str | None:
     """What is wrong with a file name, from the string alone; None: nothing."""
-    if (problem := _text_problem(name)) is not None:
+    if (problem := text_problem(name, MAX_FILE_NAME_CHARS)) is not None:
         return problem
     if name.startswith("/"):
         return NOT_RELATIVE

@@ -39,7 +39,7 @@ from services.gateway.security.policy import POLICY, Access, Rule
 from services.gateway.security.principal import Permission
 from tests.conftest import login
 from tests.e2e.conftest import Api, api_for
-from tests.security.conftest import REPORT
+from tests.security.conftest import REPORT, outcome
 
 PASSWORD = "matrix password 0123"
 # SourceService and the source side of imports have their own matrix
@@ -508,15 +508,7 @@ def test_matrix(world: World, method: str, role: str | None, relation: str, cred
         credential = world.token(subject)
     elif cred == "key":
         credential = world.key_for(subject, collection_id)
-    client = api_for(world.mesh.grpc_target, credential)
-    detail = ""
-    try:
-        response = stub(client)(request, timeout=60)
-        got = OK
-    except grpc.RpcError as error:
-        response, got, detail = None, error.code(), error.details()
-    finally:
-        client.channel.close()
+    response, got, detail = outcome(world.mesh.grpc_target, credential, stub, request)
     REPORT["matrix_cases"] += 1
     if method.endswith("/ChangePassword") and got == OK:
         subject.tokens = None  # every token of the user is revoked by design

@@ -37,7 +37,7 @@ from semantik.v1 import (
 from semantik_runner.mesh import Mesh
 from tests.conftest import login
 from tests.e2e.conftest import Api, api_for
-from tests.security.conftest import REPORT
+from tests.security.conftest import REPORT, outcome
 
 PASSWORD = "source matrix password 0123"
 ROLES = {
@@ -290,15 +290,8 @@ def test_source_matrix(world: World, call: str, role: str | None, relation: str,
     want = expected(call, role, relation, cred)
     subject = world.subjects[role or "viewer"]
     stub, request = REQUESTS[call](world, subject, relation)
-    client = api_for(world.mesh.grpc_target, world.credential(subject, cred))
-    detail = ""
-    try:
-        response = stub(client)(request, timeout=60)
-        got = OK
-    except grpc.RpcError as error:
-        response, got, detail = None, error.code(), error.details()
-    finally:
-        client.channel.close()
+    credential = world.credential(subject, cred)
+    response, got, detail = outcome(world.mesh.grpc_target, credential, stub, request)
     REPORT["source_matrix_cases"] += 1
     assert got == want, f"{call} as {role}/{relation}/{cred}: {got} {detail}"
     if got == OK and call == "ListSources" and role != "admin":
