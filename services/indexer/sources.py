@@ -20,9 +20,10 @@ Rules of the scan:
 * A file over the size limit is not dropped silently: it is a problem
   ("file too large: ...").
 * Symlinks, to files and to folders, are followed only when their target
-  resolves inside the root; others are problems ("symlink to ... outside the
-  source"). A folder is entered once: its real path wins over any link to
-  it, a link back to a folder it sits in is a "symlink loop", a second link
+  resolves inside the root; others are problems ("symlink leading outside
+  the source", the target unsaid). A folder is entered once: its real path
+  wins over any link to it, a link back to a folder it sits in is a
+  "symlink loop", a second link
   to an already scanned folder is refused too. Files keep the name they have
   in the folder (the link's path, not its target), since that is where the
   user sees them.
@@ -253,7 +254,9 @@ class _Walker:
         if not is_folder and not self._wanted(relative):
             return
         if not target.is_relative_to(self.real_root):
-            self.scan.problems.append((str(link), f"symlink to {target} outside the source"))
+            # The target stays unsaid: the reason reaches users of the source,
+            # who may not learn what lies outside it.
+            self.scan.problems.append((str(link), "symlink leading outside the source"))
             return
         if is_folder:
             self.links.append((link, relative, holder))

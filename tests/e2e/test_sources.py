@@ -211,6 +211,11 @@ def test_a_granted_source_is_imported_by_name(ann: Api, shared: Path) -> None:
         if s.name == "sources/src-shared"
     ]
     assert mine.caller_role == source_pb2.SOURCE_ROLE_READER
+    # The whole source: links out of it are errors that do not say where to.
+    whole = _import(ann, _collection(ann, "src-ann-whole"), source="sources/src-shared")
+    reasons = {e.source_path.rsplit("/", 1)[-1]: e.reason for e in whole.document_errors}
+    assert reasons["escape"] == "symlink leading outside the source"
+    assert not [r for r in reasons.values() if str(shared.parent) in r], reasons
     # A reader may use it, not manage it.
     code, _, _ = _refusal(
         lambda: ann.sources.DeleteSource(
