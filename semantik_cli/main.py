@@ -29,6 +29,7 @@ import getpass
 import os
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -133,20 +134,25 @@ def _finished(client: Client, operation: Any, wait: bool) -> int:
     return 0 if finished.state == operation_pb2.OPERATION_STATE_SUCCEEDED else 1
 
 
+def _every(list_page: Callable[..., Any], request: Any, field: str) -> Iterator[Any]:
+    """Every item of a paged listing (AIP-158), page after page."""
+    while True:
+        page = list_page(request, timeout=TIMEOUT_S)
+        yield from getattr(page, field)
+        if not page.next_page_token:
+            return
+        request.page_token = page.next_page_token
+
+
 def _my_sources(client: Client) -> list[Any]:
     """The sources this caller may import from; none for API keys (their
     scope is collections)."""
-    found: list[Any] = []
-    token = ""
     try:
-        while True:
-            page = client.sources.ListSources(
-                source_pb2.ListSourcesRequest(page_size=1000, page_token=token), timeout=TIMEOUT_S
+        return list(
+            _every(
+                client.sources.ListSources, source_pb2.ListSourcesRequest(page_size=1000), "sources"
             )
-            found += page.sources
-            token = page.next_page_token
-            if not token:
-                return found
+        )
     except grpc.RpcError as exc:
         if exc.code() == grpc.StatusCode.PERMISSION_DENIED:
             return []
@@ -198,17 +204,11 @@ def _upload(client: Client, args: argparse.Namespace) -> int:
     if not folder.is_dir():
         raise SystemExit(f"error: {folder} is not a folder")
     parent = f"collections/{args.collection}"
-    documents: list[Any] = []
-    token = ""
-    while True:
-        page = client.documents.ListDocuments(
-            document_pb2.ListDocumentsRequest(parent=parent, page_size=1000, page_token=token),
-            timeout=TIMEOUT_S,
-        )
-        documents += page.documents
-        token = page.next_page_token
-        if not token:
-            break
+    documents = _every(
+        client.documents.ListDocuments,
+        document_pb2.ListDocumentsRequest(parent=parent, page_size=1000),
+        "documents",
+    )
     indexed = upload.indexed_hashes(documents, args.collection)
     files = upload.local_files(folder)
     pending = [f for f in files if indexed.get(f.name) != f.sha256]
@@ -321,19 +321,13 @@ def cmd_retry(client: Client, args: argparse.Namespace) -> int:
 
 
 def cmd_collections(client: Client, args: argparse.Namespace) -> int:
-    token = ""
-    while True:
-        page = client.collections.ListCollections(
-            collection_pb2.ListCollectionsRequest(page_token=token), timeout=TIMEOUT_S
+    listing = collection_pb2.ListCollectionsRequest()
+    for collection in _every(client.collections.ListCollections, listing, "collections"):
+        print(
+            f"{collection.name}  {collection.document_count} documents, "
+            f"{collection.chunk_count} chunks, model {collection.embedding_model}"
         )
-        for collection in page.collections:
-            print(
-                f"{collection.name}  {collection.document_count} documents, "
-                f"{collection.chunk_count} chunks, model {collection.embedding_model}"
-            )
-        token = page.next_page_token
-        if not token:
-            return 0
+    return 0
 
 
 def _password(prompt: str) -> str:

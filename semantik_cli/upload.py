@@ -8,9 +8,8 @@ finished by running it again.
 
 from __future__ import annotations
 
-import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,8 +17,10 @@ from typing import Any
 from semantik.v1 import document_pb2
 from services.indexer.extraction import mime_type_for, supported_suffixes
 
+# The hash the indexer knows a document's content by (Document.content_hash).
+from services.indexer.sources import content_hash
+
 PART_BYTES = 1024 * 1024
-HASH_BLOCK_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -27,14 +28,6 @@ class LocalFile:
     path: Path
     name: str  # relative, posix: its name in the upload area
     sha256: str
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as source:
-        while block := source.read(HASH_BLOCK_BYTES):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def local_files(folder: Path) -> list[LocalFile]:
@@ -47,11 +40,12 @@ def local_files(folder: Path) -> list[LocalFile]:
         for name in sorted(names):
             path = Path(directory) / name
             if path.suffix.lower() in suffixes and path.is_file() and not path.is_symlink():
-                found.append(LocalFile(path, path.relative_to(folder).as_posix(), _sha256(path)))
+                relative = path.relative_to(folder).as_posix()
+                found.append(LocalFile(path, relative, content_hash(path)))
     return found
 
 
-def indexed_hashes(documents: list[Any], collection_id: str) -> dict[str, str]:
+def indexed_hashes(documents: Iterable[Any], collection_id: str) -> dict[str, str]:
     """{name in the upload area: content hash} of a collection's documents
     that came from its uploads (`.../uploads/{collection}/{name}`)."""
     marker = f"/uploads/{collection_id}/"

@@ -145,6 +145,17 @@ def from_downstream(error: grpc.aio.AioRpcError) -> ServiceError:
     return ServiceError(code, status.message, details)
 
 
+def field_violations(error: grpc.aio.AioRpcError) -> dict[str, str]:
+    """{field: description} of the google.rpc.BadRequest a downstream
+    error carries (empty when it carries none)."""
+    return {
+        violation.field: violation.description
+        for detail in from_downstream(error).details
+        if isinstance(detail, error_details_pb2.BadRequest)
+        for violation in detail.field_violations
+    }
+
+
 _DETAIL_TYPES = (
     error_details_pb2.BadRequest,
     error_details_pb2.ResourceInfo,

@@ -21,12 +21,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import grpc
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 
 from semantik.internal.v1 import indexer_pb2, metadata_pb2
 from semantik.v1 import document_pb2, operation_pb2, source_pb2
-from servicekit.errors import failed_precondition, invalid_argument, permission_denied
+from servicekit.errors import (
+    failed_precondition,
+    field_violations,
+    invalid_argument,
+    permission_denied,
+)
 from services.gateway.downstream import Downstreams
 from services.gateway.security import source_access
 from services.gateway.security.principal import Permission, Principal
@@ -58,17 +61,6 @@ def generated_source_id(path: str) -> str:
     return f"{slug[:MAX_GENERATED_ID].rstrip('-')}-{digest}"
 
 
-def _violations(error: grpc.aio.AioRpcError) -> dict[str, str]:
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
-    found: dict[str, str] = {}
-    for detail in status.details if status is not None else ():
-        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-            bad = error_details_pb2.BadRequest()
-            detail.Unpack(bad)
-            found.update((v.field, v.description) for v in bad.field_violations)
-    return found
-
-
 async def resolve_folder(
     downstream: Downstreams, root: str, path: str, timeout_s: float
 ) -> indexer_pb2.ResolveSourcePathResponse | dict[str, str]:
@@ -83,7 +75,7 @@ async def resolve_folder(
     except grpc.aio.AioRpcError as exc:
         if exc.code() != grpc.StatusCode.INVALID_ARGUMENT:
             raise
-        return _violations(exc) or {"path": exc.details() or "refused"}
+        return field_violations(exc) or {"path": exc.details() or "refused"}
     return response
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable
 from typing import Any
 
 import grpc
@@ -15,6 +15,7 @@ from semantik.internal.v1 import indexer_pb2
 from semantik.v1 import search_pb2
 from servicekit import errors
 from servicekit.grpc_types import ServicerContext
+from servicekit.streams import chained
 from services.indexer import jobs, sparse, uploads
 from services.indexer.ingest import MAX_FILE_BYTES, STRATEGIES
 from services.indexer.source_paths import (
@@ -88,14 +89,6 @@ def _source_violation(
     except SourcePathError as exc:
         return exc
     return None
-
-
-async def _prepend(
-    first: indexer_pb2.WriteUploadRequest, rest: AsyncIterator[indexer_pb2.WriteUploadRequest]
-) -> AsyncIterator[indexer_pb2.WriteUploadRequest]:
-    yield first
-    async for message in rest:
-        yield message
 
 
 def _upload_failure(exc: Exception, collection_id: str) -> errors.ServiceError:
@@ -322,7 +315,7 @@ class IndexerHandler:
             raise errors.invalid_argument({"collection_id": problem})
         try:
             result = await uploads.write_upload(
-                _prepend(first, messages), collection_id, self._uploads, self._guard
+                chained(first, messages), collection_id, self._uploads, self._guard
             )
         except (uploads.UploadError, uploads.UploadAreaError, uploads.UploadSpaceError) as exc:
             raise _upload_failure(exc, collection_id) from None

@@ -680,10 +680,8 @@ class _Run:
 
     async def _record_failure(self, source: SourceFile) -> None:
         log.info("%s: %s not indexed: %s", self.operation_name, source.path, source.error)
-        self.summary.documents_failed += 1
         self._note(source.path, source.error)
-        document = _document(source, document_pb2.DOCUMENT_STATE_FAILED, 0, error=source.error)
-        await self._write_document(document, [], keep=set())
+        await self._write_failed(source)
 
     async def _record_dead_letter(self, source: SourceFile, attempts: int) -> None:
         log.warning(
@@ -693,10 +691,14 @@ class _Run:
             attempts,
             source.error,
         )
-        self.summary.documents_failed += 1
         letter = (source.path, source.error, attempts)
         self.summary.dead_letters.append(letter)
         self.unsent_dead_letters.append(letter)
+        await self._write_failed(source)
+
+    async def _write_failed(self, source: SourceFile) -> None:
+        """Counts `source` failed and records it as a FAILED document (no chunks)."""
+        self.summary.documents_failed += 1
         document = _document(source, document_pb2.DOCUMENT_STATE_FAILED, 0, error=source.error)
         await self._write_document(document, [], keep=set())
 

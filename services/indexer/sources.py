@@ -23,10 +23,9 @@ Rules of the scan:
   resolves inside the root; others are problems ("symlink leading outside
   the source", the target unsaid). A folder is entered once: its real path
   wins over any link to it, a link back to a folder it sits in is a
-  "symlink loop", a second link
-  to an already scanned folder is refused too. Files keep the name they have
-  in the folder (the link's path, not its target), since that is where the
-  user sees them.
+  "symlink loop", a second link to an already scanned folder is refused
+  too. Files keep the name they have in the folder (the link's path, not its
+  target), since that is where the user sees them.
 * Protected folders (`source_paths.PathGuard`: system folders, the data
   directory, the vector store) are left out silently, like an excluded
   folder: a folder whose real path the guard refuses is not entered, and a
@@ -180,10 +179,11 @@ class _Walker:
                     continue
                 if is_link:
                     self._link(path, child, real)
-                elif self._protected(real / entry.name):
-                    continue
                 elif is_folder:
-                    if not self.exclude.match_folder(child):
+                    # Only a folder can be protected here: a file is inside a
+                    # folder already entered, so never inside a protected one.
+                    protected = self._protected(real / entry.name)
+                    if not protected and not self.exclude.match_folder(child):
                         subfolders.append((path, child, real / entry.name))
                 else:
                     self._file(path, child)

@@ -11,11 +11,11 @@ from semantik.v1 import document_pb2, document_pb2_grpc, operation_pb2
 from servicekit.channels import remaining
 from servicekit.errors import FieldViolations, ServiceError, invalid_argument
 from servicekit.grpc_types import ServicerContext
+from servicekit.streams import chained
 from services.gateway import validation
 from services.gateway.downstream import Downstreams
 from services.gateway.imports import folder_to_import, queue_import, upload_folder
 from services.gateway.security import principal
-from services.gateway.streams import chained
 
 Context = ServicerContext
 

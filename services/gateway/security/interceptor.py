@@ -24,6 +24,7 @@ from servicekit.errors import (
     unauthenticated,
 )
 from servicekit.grpc_types import ServicerContext
+from servicekit.streams import chained
 from services.gateway.security import credentials, principal, source_access
 from services.gateway.security.credentials import AccessTokens, InvalidCredential
 from services.gateway.security.policy import POLICY, PUBLIC_PACKAGE_PREFIX, Access, Rule
@@ -34,7 +35,6 @@ from services.gateway.security.principal import (
     Principal,
 )
 from services.gateway.security.principal_cache import PrincipalCache
-from services.gateway.streams import chained
 
 Metadata = Sequence[tuple[str, str | bytes]]
 

@@ -1,4 +1,5 @@
-"""Client streams read ahead: a first message taken, then the stream again."""
+"""Client streams read ahead: a server takes the first message (to check or
+authorise it) and hands on the stream whole again."""
 
 from __future__ import annotations
 
